@@ -1,0 +1,1 @@
+"""Rate limiting: limit syntax, route rules, and the storage backends behind one atomic call."""

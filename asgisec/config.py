@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
-import msgspec.inspect as mi
 
 from .errors import ConfigError
 from .hosts import normalise_host_pattern
@@ -31,8 +30,7 @@ __all__ = [
     "RateLimitConfig",
     "RequestConfig",
     "SecurityConfig",
-    "env_reference",
-    "read_env_file",
+    "mask_secret",
 ]
 
 
@@ -51,7 +49,7 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 # --------------------------------------------------------------------------- trusted hosts
 
 
-class HostsConfig(_Section):
+class HostsConfig(_Section, frozen=True):
     trusted_hosts: Annotated[
         tuple[str, ...],
         _opt(
@@ -67,7 +65,8 @@ class HostsConfig(_Section):
             pattern = normalise_host_pattern(raw)
             if pattern is None:
                 hint = (
-                    "ports are not part of a trusted host; write the name alone"
+                    "a host name without a port (the port is ignored when matching), "
+                    f"e.g. {raw.strip().rsplit(':', 1)[0]!r}"
                     if re.search(r":\d+$", raw.strip()) and not raw.strip().startswith("[")
                     else "host names only (`example.com`, `*.example.com`, `::1`), "
                     "no scheme, port or path"
@@ -99,13 +98,15 @@ def _check_header_value(variable: str, value: str) -> None:
         raise ConfigError(variable, value, "printable ASCII on one line")
 
 
-class HeadersConfig(_Section):
+class HeadersConfig(_Section, frozen=True):
     enable_security_headers: Annotated[
         bool, _opt("Add the security headers below to every response.")
     ] = True  # the guide's checklist: "Enable security headers"
     hsts_max_age: Annotated[
         int,
-        _opt("Strict-Transport-Security max-age in seconds (HTTPS responses only); 0 disables.", ge=0),
+        _opt(
+            "Strict-Transport-Security max-age in seconds (HTTPS responses only); 0 disables.", ge=0
+        ),
     ] = 31_536_000  # one year: the HSTS preload list minimum and Mozilla Observatory's bar
     hsts_include_subdomains: Annotated[
         bool, _opt("Add `includeSubDomains` to Strict-Transport-Security.")
@@ -120,9 +121,9 @@ class HeadersConfig(_Section):
     x_frame_options: Annotated[
         str, _opt("X-Frame-Options: `DENY`, `SAMEORIGIN`, or empty to disable.")
     ] = "DENY"  # API responses are never meant to be framed (legacy twin of frame-ancestors)
-    referrer_policy: Annotated[
-        str, _opt("Referrer-Policy value; empty disables the header.")
-    ] = "strict-origin-when-cross-origin"  # the browsers' default, stated so older ones follow it
+    referrer_policy: Annotated[str, _opt("Referrer-Policy value; empty disables the header.")] = (
+        "strict-origin-when-cross-origin"  # the browsers' default, stated so older ones follow it
+    )
     permissions_policy: Annotated[
         str, _opt("Permissions-Policy value; empty disables the header.")
     ] = (
@@ -145,7 +146,9 @@ class HeadersConfig(_Section):
         msgspec.structs.force_setattr(self, "x_frame_options", self.x_frame_options.upper())
         if self.referrer_policy.lower() not in _REFERRER_VALUES:
             raise ConfigError(
-                "REFERRER_POLICY", self.referrer_policy, "one of " + ", ".join(_REFERRER_VALUES[:-1])
+                "REFERRER_POLICY",
+                self.referrer_policy,
+                "one of " + ", ".join(_REFERRER_VALUES[:-1]),
             )
         for name in (
             "csp_policy",
@@ -176,7 +179,7 @@ def normalise_origin(origin: str) -> str | None:
     return f"{scheme}://{host}{port}"
 
 
-class CorsConfig(_Section):
+class CorsConfig(_Section, frozen=True):
     allowed_origins: Annotated[
         tuple[str, ...],
         _opt(
@@ -193,9 +196,9 @@ class CorsConfig(_Section):
     allow_credentials: Annotated[
         bool, _opt("Let allowed origins send cookies and HTTP auth (never with `*`).")
     ] = False  # credentialed cross-origin access must be a deliberate choice
-    cors_max_age: Annotated[
-        int, _opt("Seconds a browser may cache a preflight answer.", ge=0)
-    ] = 600  # ten minutes: Chromium's cap is 7200, but short keeps policy changes quick
+    cors_max_age: Annotated[int, _opt("Seconds a browser may cache a preflight answer.", ge=0)] = (
+        600  # ten minutes: Chromium's cap is 7200, but short keeps policy changes quick
+    )
     cors_expose_headers: Annotated[
         tuple[str, ...], _opt("Response headers browsers let allowed origins read.")
     ] = ("x-request-id", "retry-after", "ratelimit", "ratelimit-policy")
@@ -242,7 +245,7 @@ class CorsConfig(_Section):
 # --------------------------------------------------------------------------- request guards
 
 
-class RequestConfig(_Section):
+class RequestConfig(_Section, frozen=True):
     max_request_size: Annotated[
         int,
         _opt("Largest request body in bytes, declared or streamed; 0 disables the limit.", ge=0),
@@ -252,7 +255,7 @@ class RequestConfig(_Section):
 # --------------------------------------------------------------------------- rate limiting
 
 
-class RateLimitConfig(_Section):
+class RateLimitConfig(_Section, frozen=True):
     rate_limit_default: Annotated[
         str,
         _opt(
@@ -267,7 +270,7 @@ class RateLimitConfig(_Section):
             "on top of the default.",
             env="RATE_LIMIT_<NAME>",
         ),
-    ] = {}  # noqa: RUF012 - msgspec copies mutable defaults per instance
+    ] = {}
     rate_limit_rules: Annotated[
         str,
         _opt(
@@ -319,7 +322,7 @@ class RateLimitConfig(_Section):
 # --------------------------------------------------------------------------- the whole
 
 
-class SecurityConfig(_Section):
+class SecurityConfig(_Section, frozen=True):
     """Everything asgisec does, in one immutable value.
 
     Build it from the environment with :meth:`from_env`, or in code; ``secure()`` validates it
@@ -345,187 +348,21 @@ class SecurityConfig(_Section):
         is fine; an unreadable one is an error. ``prefix`` namespaces every variable
         (``prefix="ASGISEC_"`` reads ``ASGISEC_TRUSTED_HOSTS``).
         """
+        from .env import from_values, read_env_file  # noqa: PLC0415 - env.py imports us
+
         values: dict[str, str] = {}
         if env_file is not None and Path(env_file).is_file():
             values.update(read_env_file(env_file))
         values.update(os.environ if environ is None else environ)
-        return _from_values(cls, values, prefix)
+        return from_values(cls, values, prefix)
 
     def summary(self) -> list[tuple[str, str]]:
         """``(VARIABLE, value)`` for every option, secrets masked: for start-up banners."""
-        rows = []
-        for option in iter_options():
-            value = getattr(getattr(self, option.section), option.field)
-            rows.append((option.env, _display(value, secret=option.secret)))
-        return rows
+        from .env import summary  # noqa: PLC0415 - env.py imports us
 
-
-# --------------------------------------------------------------------------- env machinery
-
-
-class Option(msgspec.Struct, frozen=True):
-    """One option, as the env parser, the docs table and the CLI summary see it."""
-
-    section: str
-    field: str
-    env: str
-    type: mi.Type
-    default: Any
-    description: str
-    secret: bool
-
-
-def iter_options() -> Iterator[Option]:
-    """Every option of :class:`SecurityConfig`, in definition order."""
-    root = mi.type_info(SecurityConfig)
-    assert isinstance(root, mi.StructType)  # noqa: S101 - a static fact about this module
-    for section in root.fields:
-        section_type = section.type
-        assert isinstance(section_type, mi.StructType)  # noqa: S101
-        for field in section_type.fields:
-            typ = field.type
-            extra: dict[str, Any] = {}
-            description = ""
-            if isinstance(typ, mi.Metadata):
-                extra = typ.extra or {}
-                description = (typ.extra_json_schema or {}).get("description", "")
-                typ = typ.type
-            yield Option(
-                section=section.name,
-                field=field.name,
-                env=extra.get("env", field.name.upper()),
-                type=typ,
-                default=field.default,
-                description=description,
-                secret=bool(extra.get("secret")),
-            )
-
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-def _parse_value(option: Option, raw: str) -> Any:
-    typ = option.type
-    text = raw.strip()
-    if isinstance(typ, mi.BoolType):
-        if text.lower() in _TRUE:
-            return True
-        if text.lower() in _FALSE:
-            return False
-        raise ConfigError(option.env, raw, "true or false")
-    if isinstance(typ, mi.IntType):
-        if not re.fullmatch(r"[+-]?\d+", text.replace("_", "")):
-            raise ConfigError(option.env, raw, _describe_int(typ))
-        number = int(text.replace("_", ""))
-        if typ.ge is not None and number < typ.ge:
-            raise ConfigError(option.env, raw, _describe_int(typ))
-        return number
-    if isinstance(typ, mi.VarTupleType):
-        return tuple(part.strip() for part in text.split(",") if part.strip())
-    return text if isinstance(typ, mi.StrType) else raw
-
-
-def _describe_int(typ: mi.IntType) -> str:
-    return "a whole number" + (f" ≥ {typ.ge}" if typ.ge is not None else "")
-
-
-_RESERVED_PREFIX = "RATE_LIMIT_"
-
-
-def _from_values(cls: type[SecurityConfig], values: Mapping[str, str], prefix: str) -> SecurityConfig:
-    sections: dict[str, dict[str, Any]] = {}
-    known = set()
-    for option in iter_options():
-        known.add(option.env)
-        raw = values.get(prefix + option.env)
-        if raw is None or option.env == "RATE_LIMIT_<NAME>":
-            continue
-        sections.setdefault(option.section, {})[option.field] = _parse_value(option, raw)
-    routes = {
-        key[len(prefix) + len(_RESERVED_PREFIX) :].lower(): value.strip()
-        for key, value in values.items()
-        if key.startswith(prefix + _RESERVED_PREFIX) and key[len(prefix) :] not in known
-    }
-    if routes:
-        sections.setdefault("rate_limit", {})["rate_limit_routes"] = routes
-    section_types = {f.name: f.type for f in mi.type_info(SecurityConfig).fields}  # type: ignore[attr-defined]
-    built = {}
-    for name, fields in sections.items():
-        section_cls = section_types[name].cls
-        built[name] = section_cls(**fields)
-    return cls(**built)
-
-
-def validate(config: SecurityConfig) -> SecurityConfig:
-    """Check a configuration built in code against every constraint ``from_env`` enforces.
-
-    Struct constructors run ``__post_init__`` but not the declared bounds (``ge=0`` ...);
-    converting through builtins does both, once, at start-up.
-    """
-    if not isinstance(config, SecurityConfig):
-        raise TypeError(f"config must be a SecurityConfig, not {type(config).__name__}")
-    try:
-        return msgspec.convert(msgspec.to_builtins(config), SecurityConfig)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        match = re.search(r"at `\$\.\w+\.(\w+)", message)
-        variable = match.group(1).upper() if match else "configuration"
-        raise ConfigError(variable, _lookup(config, variable), message.split(" - at")[0]) from None
-
-
-def _lookup(config: SecurityConfig, variable: str) -> object:
-    for option in iter_options():
-        if option.env == variable:
-            value = getattr(getattr(config, option.section), option.field)
-            return _display(value, secret=option.secret)
-    return None
+        return summary(self)
 
 
 def mask_secret(value: str) -> str:
     """Hide the password in a URL (``redis://:****@host``); other strings pass unchanged."""
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1****@", value)
-
-
-def _display(value: object, *, secret: bool) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        return ",".join(value)
-    if isinstance(value, dict):
-        return ";".join(f"{k}={v}" for k, v in value.items())
-    text = str(value)
-    return mask_secret(text) if secret else text
-
-
-def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Parse a ``.env`` file: ``KEY=VALUE`` lines, optional ``export``, quotes and comments."""
-    values: dict[str, str] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, eq, value = line.partition("=")
-        key = key.strip()
-        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        else:
-            value = re.sub(r"\s+#.*$", "", value)  # an unquoted value ends at " #"
-        values[key] = value
-    return values
-
-
-def env_reference() -> str:
-    """The Markdown table of every environment variable, for the README and docs."""
-    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for option in iter_options():
-        default = _display(option.default, secret=False) if option.env != "RATE_LIMIT_<NAME>" else ""
-        shown = f"`{default}`" if default else "*(empty)*"
-        lines.append(f"| `{option.env}` | {shown} | {option.description} |")
-    return "\n".join(lines) + "\n"
-

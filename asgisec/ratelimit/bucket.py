@@ -62,11 +62,17 @@ def step(tat_us: int | None, now_us: int, bucket: Bucket, cost: int) -> BucketRe
     allow_at = new_tat - bucket.tau_us
     if allow_at <= now_us:
         return BucketResult(
-            True, new_tat, (bucket.tau_us - (new_tat - now_us)) // bucket.interval_us,
-            new_tat - now_us, 0,
+            True,
+            new_tat,
+            (bucket.tau_us - (new_tat - now_us)) // bucket.interval_us,
+            new_tat - now_us,
+            0,
         )
     never = cost > bucket.amount
     return BucketResult(
-        False, base, (bucket.tau_us - (base - now_us)) // bucket.interval_us,
-        base - now_us, -1 if never else allow_at - now_us,
+        False,
+        base,
+        (bucket.tau_us - (base - now_us)) // bucket.interval_us,
+        base - now_us,
+        -1 if never else allow_at - now_us,
     )

@@ -85,9 +85,7 @@ def validate_pattern(pattern: str) -> str:
     segments = [s for s in body.split("/")[1:] if s]
     for segment in segments:
         if not _SEGMENT_RE.fullmatch(segment):
-            raise ValueError(
-                f"'*' matches a whole segment, '/**' only ends a pattern: {pattern!r}"
-            )
+            raise ValueError(f"'*' matches a whole segment, '/**' only ends a pattern: {pattern!r}")
     return "/" + "/".join(segments) + ("/**" if pattern.endswith("/**") else "")
 
 

@@ -40,7 +40,10 @@ class MemoryBackend:
         now = self.clock()
         tats = self._tats
         keys = [(identity, bucket.key) for bucket in buckets]
-        results = [step(tats.get(key), now, bucket, cost) for key, bucket in zip(keys, buckets, strict=True)]
+        results = [
+            step(tats.get(key), now, bucket, cost)
+            for key, bucket in zip(keys, buckets, strict=True)
+        ]
         allowed = all(result.allowed for result in results)
         if allowed:
             for key, result in zip(keys, results, strict=True):

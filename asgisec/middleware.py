@@ -1,0 +1,360 @@
+"""The ASGI shell: one pass per request through every policy, in a fixed order.
+
+The policies (hosts, CORS, headers, rate-limit rules) are plain objects compiled from the
+configuration in ``__init__``; this module only moves ASGI messages and asks them. Read
+``__call__`` top to bottom to follow a request:
+
+1. one pass over the request headers (host, origin, preflight fields, request id);
+2. trusted host;
+3. CORS preflight (answered here: never reaches the app, never rate-limited);
+4. rate limit (one backend call for all the request's buckets);
+5. body limit (declared length now, streamed bytes as they arrive);
+6. the app, with ``send`` wrapped once to add the precompiled header blocks;
+7. counting.
+
+Refusals are responses, not exceptions, and go out decorated like any other response.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .config import SecurityConfig
+from .cors import CorsPolicy
+from .counters import SecurityCounters
+from .env import validate
+from .headers import HeaderPolicy
+from .hosts import HostPolicy, parse_host
+from .ratelimit.backend import Decision, RateLimitBackend
+from .ratelimit.memory import MemoryBackend
+from .ratelimit.rules import RuleSet, state_header
+from .responses import Rejection, canned
+from .status import SCOPE_KEY
+
+__all__ = ["SecurityMiddleware", "secure"]
+
+# The same loose aliases as starlette.types, so Middleware(SecurityMiddleware, ...) type-checks.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Header = tuple[bytes, bytes]
+
+logger = logging.getLogger("asgisec")
+
+# A client's X-Request-ID is kept only if it is short and plain: it ends up in logs.
+_REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+
+
+class _BodyTooLarge(Exception):
+    """Raised from ``receive`` inside the app when the body passes the limit."""
+
+
+def _new_request_id() -> bytes:
+    return os.urandom(16).hex().encode("ascii")
+
+
+class SecurityMiddleware:
+    """Wraps an ASGI app with every asgisec policy. Stateless per request.
+
+    ``config=None`` reads :meth:`SecurityConfig.from_env`. ``backend`` overrides the rate-limit
+    storage chosen by ``RATE_LIMIT_STORAGE_URI`` (tests inject a memory backend with a fake
+    clock this way).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: SecurityConfig | None = None,
+        *,
+        backend: RateLimitBackend | None = None,
+    ) -> None:
+        self.app = app
+        self.config = validate(SecurityConfig.from_env() if config is None else config)
+        self.hosts = HostPolicy(self.config.hosts.trusted_hosts)
+        self.headers = HeaderPolicy(self.config.headers)
+        self.cors = CorsPolicy(self.config.cors)
+        self.rules = RuleSet(self.config.rate_limit)
+        self.max_body = self.config.request.max_request_size
+        self.rejections = canned(self.max_body)
+        self.counters = SecurityCounters()
+        self.backend: RateLimitBackend = backend or self._backend_from_config()
+        self.rate_limit_headers = self.config.rate_limit.rate_limit_headers
+        if not self.config.hosts.trusted_hosts:
+            logger.warning(
+                "TRUSTED_HOSTS is empty: any Host header is accepted. Set it to the names "
+                "this service answers to (e.g. TRUSTED_HOSTS=api.example.com)."
+            )
+
+    def _backend_from_config(self) -> RateLimitBackend:
+        uri = self.config.rate_limit.rate_limit_storage_uri
+        if uri.startswith("memory://"):
+            return MemoryBackend(max_keys=self.config.rate_limit.rate_limit_max_keys)
+        from .ratelimit.factory import backend_from_config  # noqa: PLC0415 - optional extra
+
+        return backend_from_config(self.config.rate_limit)
+
+    # ------------------------------------------------------------------ status
+
+    def health(self) -> dict[str, Any]:
+        """The guide's ``checks.security`` block (see :func:`asgisec.security_health`)."""
+        counts = self.counters.snapshot()
+        return {
+            "status": "healthy",
+            "blocked_requests": counts["blocked_requests"],
+            "rate_limited_requests": counts["rate_limited_requests"],
+            "suspicious_requests": counts["suspicious_requests"],
+            "security_headers_enabled": self.headers.enabled,
+            "trusted_hosts_configured": self.hosts.configured,
+            "total_requests": counts["total_requests"],
+            "blocked_by_reason": counts["blocked_by_reason"],
+        }
+
+    # ------------------------------------------------------------------ the pipeline
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:  # lifespan and future scope types pass through untouched
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.counters.total += 1
+        scope[SCOPE_KEY] = self
+
+        # 1. One pass over the request headers.
+        host_raw = origin = request_id = acr_method = acr_headers = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host_raw = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"x-request-id":
+                request_id = value
+            elif name == b"access-control-request-method":
+                acr_method = value
+            elif name == b"access-control-request-headers":
+                acr_headers = value
+        if request_id is None or not _REQUEST_ID_RE.fullmatch(request_id):
+            request_id = _new_request_id()
+        https = scope.get("scheme") == "https"
+        extra: list[Header] = [(b"x-request-id", request_id)]
+        cors = self.cors
+        origin_allowed = cors.allows(origin)
+        if origin_allowed:
+            assert origin is not None
+            extra.append((b"access-control-allow-origin", origin))
+            extra.extend(cors.response_headers)
+
+        # 2. Trusted host: malformed is always refused; missing only when hosts are configured.
+        if host_raw is None:
+            if not self.hosts.allow_any:
+                await self._reject(send, "invalid_host", https, extra)
+                return
+        elif not self.hosts.allows(parse_host(host_raw)):
+            await self._reject(send, "invalid_host", https, extra)
+            return
+
+        # 3. CORS preflight: answered here, before rate limiting and the app.
+        if (
+            cors.enabled
+            and acr_method is not None
+            and origin is not None
+            and scope["method"] == "OPTIONS"
+        ):
+            if not origin_allowed:
+                await self._reject(send, "cors", https, [extra[0], cors.preflight_vary])
+                return
+            headers = [*cors.preflight(origin, acr_headers), extra[0]]
+            await self._respond(send, 204, headers, b"", https)
+            return
+
+        # 4. Rate limit: every bucket of this request in one atomic backend call.
+        if self.rules.enabled:
+            buckets = self.rules.match(scope["path"])
+            client = scope.get("client")
+            decision: Decision = await self.backend.consume(
+                client[0] if client else "unknown", buckets
+            )
+            if self.rate_limit_headers:
+                extra.append(self.rules.policy_header(buckets))
+                extra.append(
+                    state_header(
+                        buckets,
+                        [r.remaining for r in decision.results],
+                        [r.reset_us for r in decision.results],
+                    )
+                )
+            if not decision.allowed:
+                if decision.retry_after_us >= 0:  # -1: this cost can never pass; no promise
+                    seconds = max(1, -(-decision.retry_after_us // 1_000_000))
+                    extra.append((b"retry-after", str(seconds).encode("ascii")))
+                await self._reject(send, "rate_limited", https, extra)
+                return
+
+        # 5. Body limit, declared: refuse before the app runs at all.
+        limit = self.max_body
+        if limit and content_length is not None:
+            if not content_length.isdigit():  # servers usually refuse this first; be sure
+                await self._reject(send, "bad_request", https, extra)
+                return
+            if int(content_length) > limit:
+                await self._reject(send, "too_large", https, extra)
+                return
+
+        # 6. The app, with the header blocks added to whatever it sends.
+        block = self.headers.https if https else self.headers.http
+        names = self.headers.names
+        started = False
+        too_large = False
+
+        async def send_decorated(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                if too_large:
+                    return  # the app answered a body it was never given: 413 goes instead
+                started = True
+                message = dict(message)
+                message["headers"] = _merge(
+                    message.get("headers", ()), block, extra, names, cors.enabled
+                )
+            elif too_large and not started:
+                return
+            await send(message)
+
+        app_receive = receive
+        if limit:
+            received = 0
+
+            async def app_receive() -> Message:
+                nonlocal received, too_large
+                if too_large:
+                    raise _BodyTooLarge
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        too_large = True
+                        raise _BodyTooLarge
+                return message
+
+        try:
+            await self.app(scope, app_receive, send_decorated)
+        except _BodyTooLarge:
+            pass  # handled below, whether the app let it through or swallowed it
+        except Exception:
+            if not started:
+                await self._reject(send, "internal_error", https, extra, count=False)
+            raise  # the app's own error goes on to the server's error handling and logs
+        if too_large:
+            if not started:
+                await self._reject(send, "too_large", https, extra)
+            else:
+                self.counters.blocked["too_large"] += 1
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.counters.total += 1
+        scope[SCOPE_KEY] = self
+        host_raw = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host_raw = value
+                break
+        trusted = (
+            self.hosts.allow_any if host_raw is None else self.hosts.allows(parse_host(host_raw))
+        )
+        if trusted:
+            await self.app(scope, receive, send)
+            return
+        # Refuse before accept. The handshake must be received first (ASGI order).
+        self.counters.blocked["invalid_host"] += 1
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        if "websocket.http.response" in scope.get("extensions", {}):
+            rejection = self.rejections["invalid_host"]
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 403,
+                    "headers": [*rejection.headers, *self.headers.http],
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": rejection.body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+    # ------------------------------------------------------------------ answers
+
+    async def _reject(
+        self, send: Send, reason: str, https: bool, extra: list[Header], *, count: bool = True
+    ) -> None:
+        rejection: Rejection = self.rejections[reason]
+        if count:
+            if reason == "rate_limited":
+                self.counters.rate_limited += 1
+            else:
+                self.counters.blocked[reason] += 1
+        await self._respond(
+            send, rejection.status, [*rejection.headers, *extra], rejection.body, https
+        )
+
+    async def _respond(
+        self, send: Send, status: int, headers: list[Header], body: bytes, https: bool
+    ) -> None:
+        block = self.headers.https if https else self.headers.http
+        headers = _merge(headers, block, (), self.headers.names, self.cors.enabled)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _merge(
+    app_headers: Any,
+    block: tuple[Header, ...],
+    extra: tuple[Header, ...] | list[Header],
+    names: frozenset[bytes],
+    vary_origin: bool,
+) -> list[Header]:
+    """The app's headers plus every asgisec header it did not set itself (set-if-absent).
+
+    ``Vary`` is merged rather than added: ``Origin`` is appended to the app's own value so a
+    cache never serves one origin's CORS answer to another (Starlette PR #3516).
+    """
+    headers = list(app_headers)
+    present: set[bytes] = set()
+    vary_at = -1
+    for index, (name, _) in enumerate(headers):
+        lowered = name.lower()
+        present.add(lowered)
+        if lowered == b"vary":
+            vary_at = index
+    for header in block:
+        if header[0] not in present:
+            headers.append(header)
+    for header in extra:
+        if header[0] not in present:
+            headers.append(header)
+    if vary_origin:
+        if vary_at < 0:
+            headers.append((b"vary", b"Origin"))
+        else:
+            name, value = headers[vary_at]
+            tokens = {token.strip().lower() for token in value.split(b",")}
+            if b"origin" not in tokens and b"*" not in tokens:
+                headers[vary_at] = (name, value + b", Origin")
+    return headers
+
+
+def secure(app: ASGIApp, config: SecurityConfig | None = None) -> SecurityMiddleware:
+    """Wrap ``app`` with every asgisec policy; ``config=None`` reads the environment."""
+    return SecurityMiddleware(app, config)

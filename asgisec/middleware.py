@@ -130,15 +130,16 @@ class SecurityMiddleware:
         self.counters.total += 1
         scope[SCOPE_KEY] = self
 
-        # 1. One pass over the request headers.
+        # 1. One pass over the request headers. A repeated Host or a conflicting repeated
+        # Content-Length is malformed (RFC 9112 §3.2, §6.3): it becomes an unparsable value.
         host_raw = origin = request_id = acr_method = acr_headers = content_length = None
         for name, value in scope["headers"]:
             if name == b"host":
-                host_raw = value
+                host_raw = value if host_raw is None else b""
             elif name == b"origin":
                 origin = value
             elif name == b"content-length":
-                content_length = value
+                content_length = value if content_length in (None, value) else b"-"
             elif name == b"x-request-id":
                 request_id = value
             elif name == b"access-control-request-method":

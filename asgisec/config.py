@@ -10,11 +10,12 @@ Each field carries its default and, beside it, the reason for that default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -27,6 +28,7 @@ __all__ = [
     "CorsConfig",
     "HeadersConfig",
     "HostsConfig",
+    "ProxyConfig",
     "RateLimitConfig",
     "RequestConfig",
     "SecurityConfig",
@@ -242,6 +244,32 @@ class CorsConfig(_Section, frozen=True):
         )
 
 
+# --------------------------------------------------------------------------- client identity
+
+
+class ProxyConfig(_Section, frozen=True):
+    trusted_proxies: Annotated[
+        tuple[str, ...],
+        _opt(
+            "Proxies (IPs or CIDRs) whose forwarded headers are believed. Empty: the socket "
+            "peer is the client, whatever headers it sends."
+        ),
+    ] = ()  # trusting X-Forwarded-For from anyone lets every client pick its own address
+    trusted_proxy_header: Annotated[
+        Literal["x-forwarded-for", "forwarded"],
+        _opt("Which header the trusted proxies write: `x-forwarded-for` or `forwarded`."),
+    ] = "x-forwarded-for"  # what nginx, HAProxy and most cloud load balancers append
+
+    def __post_init__(self) -> None:
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(
+                    "TRUSTED_PROXIES", entry, "IP addresses or CIDR networks, comma-separated"
+                ) from None
+
+
 # --------------------------------------------------------------------------- request guards
 
 
@@ -289,6 +317,22 @@ class RateLimitConfig(_Section, frozen=True):
     rate_limit_headers: Annotated[
         bool, _opt("Send `RateLimit` and `RateLimit-Policy` headers on rate-limited routes.")
     ] = True  # clients that can see their budget back off before they hit 429
+    rate_limit_legacy_headers: Annotated[
+        bool, _opt("Also send `X-RateLimit-Limit/-Remaining/-Reset` (reset in seconds).")
+    ] = False  # superseded by the IETF fields; on for clients that only read the old ones
+    rate_limit_fail_mode: Annotated[
+        Literal["open", "closed"],
+        _opt(
+            "When the storage is down or slow: `open` serves the request (from a local bucket), "
+            "`closed` answers 503 with Retry-After."
+        ),
+    ] = "open"  # an outage of the limiter should not become an outage of the API (slowapi #253)
+    rate_limit_backend_timeout: Annotated[
+        float, _opt("Seconds to wait for the storage before the failure policy applies.", gt=0)
+    ] = 0.05  # 50 ms: a healthy Redis answers in well under 1 ms; a dead one must not add seconds
+    rate_limit_ipv6_prefix: Annotated[
+        int, _opt("IPv6 clients share a bucket per prefix of this length.", ge=1, le=128)
+    ] = 64  # one subscriber holds a whole /64; per-/128 buckets are free for an attacker
 
     def __post_init__(self) -> None:
         try:
@@ -330,6 +374,7 @@ class SecurityConfig(_Section, frozen=True):
     """
 
     hosts: HostsConfig = HostsConfig()
+    proxies: ProxyConfig = ProxyConfig()
     headers: HeadersConfig = HeadersConfig()
     cors: CorsConfig = CorsConfig()
     request: RequestConfig = RequestConfig()

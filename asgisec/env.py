@@ -8,6 +8,7 @@ was expected instead of a msgspec path.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -86,15 +87,30 @@ def _parse_value(option: Option, raw: str) -> Any:
         if not re.fullmatch(r"[+-]?\d+", text.replace("_", "")):
             raise ConfigError(option.env, raw, _describe_int(typ))
         number = int(text.replace("_", ""))
-        if typ.ge is not None and number < typ.ge:
+        if (typ.ge is not None and number < typ.ge) or (typ.le is not None and number > typ.le):
             raise ConfigError(option.env, raw, _describe_int(typ))
         return number
+    if isinstance(typ, mi.FloatType):
+        try:
+            number_f = float(text)
+        except ValueError:
+            number_f = -1.0
+        # "not >" also refuses NaN; inf is refused as a timeout that never fires.
+        if not number_f > (typ.gt or 0.0) or math.isinf(number_f):
+            raise ConfigError(option.env, raw, f"a number of seconds > {typ.gt}")
+        return number_f
+    if isinstance(typ, mi.LiteralType):
+        if text.lower() not in typ.values:
+            raise ConfigError(option.env, raw, " or ".join(map(str, typ.values)))
+        return text.lower()
     if isinstance(typ, mi.VarTupleType):
         return tuple(part.strip() for part in text.split(",") if part.strip())
     return text if isinstance(typ, mi.StrType) else raw
 
 
 def _describe_int(typ: mi.IntType) -> str:
+    if typ.ge is not None and typ.le is not None:
+        return f"a whole number from {typ.ge} to {typ.le}"
     return "a whole number" + (f" ≥ {typ.ge}" if typ.ge is not None else "")
 
 

@@ -23,6 +23,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .clients import ClientResolver, rate_limit_identity
 from .config import SecurityConfig
 from .cors import CorsPolicy
 from .counters import SecurityCounters
@@ -77,6 +78,13 @@ class SecurityMiddleware:
         self.app = app
         self.config = validate(SecurityConfig.from_env() if config is None else config)
         self.hosts = HostPolicy(self.config.hosts.trusted_hosts)
+        proxies = self.config.proxies
+        self.clients = ClientResolver(proxies.trusted_proxies, proxies.trusted_proxy_header)
+        # Forwarded headers are only read (and only worth collecting) when a proxy is trusted.
+        self.forwarded_header = (
+            proxies.trusted_proxy_header.encode() if proxies.trusted_proxies else b""
+        )
+        self.ipv6_prefix = self.config.rate_limit.rate_limit_ipv6_prefix
         self.headers = HeaderPolicy(self.config.headers)
         self.cors = CorsPolicy(self.config.cors)
         self.rules = RuleSet(self.config.rate_limit)
@@ -133,6 +141,8 @@ class SecurityMiddleware:
         # 1. One pass over the request headers. A repeated Host or a conflicting repeated
         # Content-Length is malformed (RFC 9112 §3.2, §6.3): it becomes an unparsable value.
         host_raw = origin = request_id = acr_method = acr_headers = content_length = None
+        forwarded: list[bytes] | None = None
+        forwarded_name = self.forwarded_header
         for name, value in scope["headers"]:
             if name == b"host":
                 host_raw = value if host_raw is None else b""
@@ -146,6 +156,8 @@ class SecurityMiddleware:
                 acr_method = value
             elif name == b"access-control-request-headers":
                 acr_headers = value
+            elif name == forwarded_name:
+                forwarded = [value] if forwarded is None else [*forwarded, value]
         if request_id is None or not _REQUEST_ID_RE.fullmatch(request_id):
             request_id = _new_request_id()
         https = scope.get("scheme") == "https"
@@ -183,10 +195,10 @@ class SecurityMiddleware:
         # 4. Rate limit: every bucket of this request in one atomic backend call.
         if self.rules.enabled:
             buckets = self.rules.match(scope["path"])
-            client = scope.get("client")
-            decision: Decision = await self.backend.consume(
-                client[0] if client else "unknown", buckets
-            )
+            peer = scope.get("client")
+            client = self.clients.resolve(peer[0] if peer else None, forwarded)
+            identity = rate_limit_identity(client, self.ipv6_prefix)
+            decision: Decision = await self.backend.consume(identity, buckets)
             if self.rate_limit_headers:
                 extra.append(self.rules.policy_header(buckets))
                 extra.append(

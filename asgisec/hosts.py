@@ -117,7 +117,8 @@ class HostPolicy:
                 suffixes.add(pattern[1:])  # keep the leading dot: ".example.com"
             else:
                 exact.add(pattern)
-        self.allow_any = allow_any
+        # No pattern at all means any host (TRUSTED_HOSTS empty: warned about at start-up).
+        self.allow_any = allow_any or not (exact or suffixes)
         self.exact = frozenset(exact)
         self.suffixes = frozenset(suffixes)
 
@@ -127,11 +128,14 @@ class HostPolicy:
         return 0 if self.allow_any else len(self.exact) + len(self.suffixes)
 
     def allows(self, host: str | None) -> bool:
-        """True when ``host`` (already canonical, or None for a malformed one) is trusted."""
-        if self.allow_any:
-            return True
+        """True when ``host`` (already canonical, or None for a malformed one) is trusted.
+
+        A malformed host is never trusted, not even when any host is allowed.
+        """
         if host is None:
             return False
+        if self.allow_any:
+            return True
         if host in self.exact:
             return True
         if self.suffixes:

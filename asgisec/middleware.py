@@ -18,6 +18,7 @@ Refusals are responses, not exceptions, and go out decorated like any other resp
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -54,6 +55,16 @@ _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 
 class _BodyTooLarge(Exception):
     """Raised from ``receive`` inside the app when the body passes the limit."""
+
+
+def _several_workers() -> bool:
+    """Best effort: are we one of several worker processes (uvicorn, gunicorn, asgisec serve)?"""
+    for variable in ("ASGISEC_WORKERS", "WEB_CONCURRENCY"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 1:
+            return True
+    # uvicorn --workers spawns its workers with multiprocessing
+    return multiprocessing.parent_process() is not None
 
 
 def _new_request_id() -> bytes:
@@ -102,6 +113,12 @@ class SecurityMiddleware:
     def _backend_from_config(self) -> RateLimitBackend:
         uri = self.config.rate_limit.rate_limit_storage_uri
         if uri.startswith("memory://"):
+            if self.rules.enabled and _several_workers():
+                logger.warning(
+                    "RATE_LIMIT_STORAGE_URI=memory:// with several worker processes: each worker "
+                    "keeps its own buckets, so every limit is multiplied by the worker count. "
+                    "Use a Redis URL to share limits."
+                )
             return MemoryBackend(max_keys=self.config.rate_limit.rate_limit_max_keys)
         from .ratelimit.factory import backend_from_config  # noqa: PLC0415 - optional extra
 

@@ -18,13 +18,30 @@ __all__ = ["Decision", "RateLimitBackend"]
 
 
 class Decision:
-    """The verdict for a request, with what the response headers need."""
+    """The verdict for a request, with what the response headers need.
 
-    __slots__ = ("allowed", "results", "retry_after_us")
+    ``unavailable`` marks the verdict of a fail-closed policy while the storage is down: the
+    request is refused with 503 (not 429), ``results`` is empty (there is no budget to
+    report) and ``retry_after_us`` says when to come back. ``retry_after_us`` may also be
+    given explicitly; by default it is derived from the refusing buckets.
+    """
 
-    def __init__(self, allowed: bool, results: Sequence[BucketResult]) -> None:
+    __slots__ = ("allowed", "results", "retry_after_us", "unavailable")
+
+    def __init__(
+        self,
+        allowed: bool,
+        results: Sequence[BucketResult],
+        *,
+        unavailable: bool = False,
+        retry_after_us: int | None = None,
+    ) -> None:
         self.allowed = allowed
         self.results = results
+        self.unavailable = unavailable
+        if retry_after_us is not None:
+            self.retry_after_us = retry_after_us
+            return
         # The request passes when the slowest refusing bucket has refilled; -1 = never.
         retry = 0
         if not allowed:

@@ -86,7 +86,10 @@ def _parse_value(option: Option, raw: str) -> Any:
     if isinstance(typ, mi.IntType):
         if not re.fullmatch(r"[+-]?\d+", text.replace("_", "")):
             raise ConfigError(option.env, raw, _describe_int(typ))
-        number = int(text.replace("_", ""))
+        try:
+            number = int(text.replace("_", ""))
+        except ValueError:  # past int()'s 4300-digit limit: no setting is that large
+            raise ConfigError(option.env, raw, _describe_int(typ)) from None
         if (typ.ge is not None and number < typ.ge) or (typ.le is not None and number > typ.le):
             raise ConfigError(option.env, raw, _describe_int(typ))
         return number

@@ -164,7 +164,10 @@ class HeadersConfig(_Section, frozen=True):
 
 # --------------------------------------------------------------------------- CORS
 
-_ORIGIN_RE = re.compile(r"^(https?)://([A-Za-z0-9.\-_]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
+# Scheme and host are case-insensitive (RFC 3986 §3.1, §3.2.2); ASCII only, as browsers send.
+_ORIGIN_RE = re.compile(
+    r"^(https?)://([A-Za-z0-9.\-_]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$", re.IGNORECASE | re.ASCII
+)
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token (method, header name)
 
 

@@ -102,7 +102,9 @@ class SecurityMiddleware:
         self.max_body = self.config.request.max_request_size
         self.rejections = canned(self.max_body)
         self.counters = SecurityCounters()
-        self.backend: RateLimitBackend = backend or self._backend_from_config()
+        self.backend: RateLimitBackend = (
+            backend if backend is not None else self._backend_from_config()
+        )  # not `or`: an empty MemoryBackend is falsy (it has __len__)
         self.rate_limit_headers = self.config.rate_limit.rate_limit_headers
         if not self.config.hosts.trusted_hosts:
             logger.warning(

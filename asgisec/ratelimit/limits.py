@@ -86,7 +86,10 @@ def validate_pattern(pattern: str) -> str:
     for segment in segments:
         if not _SEGMENT_RE.fullmatch(segment):
             raise ValueError(f"'*' matches a whole segment, '/**' only ends a pattern: {pattern!r}")
-    return "/" + "/".join(segments) + ("/**" if pattern.endswith("/**") else "")
+    base = "/" + "/".join(segments)
+    if pattern.endswith("/**"):
+        return base.rstrip("/") + "/**"  # "/**" stays "/**", not "//**"
+    return base
 
 
 def parse_rules(text: str) -> tuple[PathRule, ...]:

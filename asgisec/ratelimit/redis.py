@@ -291,6 +291,8 @@ def client_from_url(
     parts = urlsplit(uri)
     try:
         if parts.scheme in ("redis", "rediss"):
+            if not parts.path.strip("/").isdigit() and parts.path not in ("", "/"):
+                raise ConfigError(_VARIABLE, masked, "a database number as the path: /0")
             return Redis.from_url(uri, **common, **_stale_check()), ()
         userinfo, _, hostlist = parts.netloc.rpartition("@")
         user, _, password = userinfo.partition(":")

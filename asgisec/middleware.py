@@ -32,7 +32,7 @@ from .env import validate
 from .headers import HeaderPolicy
 from .hosts import HostPolicy, parse_host
 from .ratelimit.backend import Decision, RateLimitBackend
-from .ratelimit.memory import MemoryBackend
+from .ratelimit.factory import backend_from_config
 from .ratelimit.rules import RuleSet, state_header
 from .responses import Rejection, canned
 from .status import SCOPE_KEY
@@ -121,9 +121,6 @@ class SecurityMiddleware:
                     "keeps its own buckets, so every limit is multiplied by the worker count. "
                     "Use a Redis URL to share limits."
                 )
-            return MemoryBackend(max_keys=self.config.rate_limit.rate_limit_max_keys)
-        from .ratelimit.factory import backend_from_config  # noqa: PLC0415 - optional extra
-
         return backend_from_config(self.config.rate_limit)
 
     # ------------------------------------------------------------------ status
@@ -150,8 +147,23 @@ class SecurityMiddleware:
             await self._http(scope, receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
-        else:  # lifespan and future scope types pass through untouched
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:  # future scope types pass through untouched
             await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's lifespan, untouched; the backend's connections close at shutdown."""
+
+        async def send_and_close(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                try:
+                    await self.backend.aclose()
+                except Exception:  # closing must never fail the shutdown
+                    logger.warning("closing the rate-limit backend failed", exc_info=True)
+            await send(message)
+
+        await self.app(scope, receive, send_and_close)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.counters.total += 1
@@ -227,6 +239,11 @@ class SecurityMiddleware:
                         [r.reset_us for r in decision.results],
                     )
                 )
+            if decision.unavailable:  # fail-closed while the storage is down: not the client's fault
+                seconds = max(1, -(-decision.retry_after_us // 1_000_000))
+                extra.append((b"retry-after", str(seconds).encode("ascii")))
+                await self._reject(send, "unavailable", https, extra)
+                return
             if not decision.allowed:
                 if decision.retry_after_us >= 0:  # -1: this cost can never pass; no promise
                     seconds = max(1, -(-decision.retry_after_us // 1_000_000))
@@ -301,9 +318,8 @@ class SecurityMiddleware:
         scope[SCOPE_KEY] = self
         host_raw = None
         for name, value in scope["headers"]:
-            if name == b"host":
-                host_raw = value
-                break
+            if name == b"host":  # repeated: malformed, as for HTTP (RFC 9112 §3.2)
+                host_raw = value if host_raw is None else b""
         trusted = (
             self.hosts.allow_any if host_raw is None else self.hosts.allows(parse_host(host_raw))
         )

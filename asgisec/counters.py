@@ -11,7 +11,7 @@ from typing import Any
 __all__ = ["BLOCK_REASONS", "SecurityCounters"]
 
 # Why asgisec refused a request. Rate limiting is counted apart, as the guide's block does.
-BLOCK_REASONS = ("bad_request", "invalid_host", "cors", "too_large")
+BLOCK_REASONS = ("bad_request", "invalid_host", "cors", "too_large", "unavailable")
 
 
 class SecurityCounters:

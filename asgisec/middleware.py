@@ -33,7 +33,7 @@ from .headers import HeaderPolicy
 from .hosts import HostPolicy, parse_host
 from .ratelimit.backend import Decision, RateLimitBackend
 from .ratelimit.factory import backend_from_config
-from .ratelimit.rules import RuleSet, state_header
+from .ratelimit.rules import RuleSet, state_headers
 from .responses import Rejection, canned
 from .status import SCOPE_KEY
 
@@ -106,6 +106,7 @@ class SecurityMiddleware:
             backend if backend is not None else self._backend_from_config()
         )  # not `or`: an empty MemoryBackend is falsy (it has __len__)
         self.rate_limit_headers = self.config.rate_limit.rate_limit_headers
+        self.legacy_headers = self.config.rate_limit.rate_limit_legacy_headers
         if not self.config.hosts.trusted_hosts:
             logger.warning(
                 "TRUSTED_HOSTS is empty: any Host header is accepted. Set it to the names "
@@ -114,13 +115,12 @@ class SecurityMiddleware:
 
     def _backend_from_config(self) -> RateLimitBackend:
         uri = self.config.rate_limit.rate_limit_storage_uri
-        if uri.startswith("memory://"):
-            if self.rules.enabled and _several_workers():
-                logger.warning(
-                    "RATE_LIMIT_STORAGE_URI=memory:// with several worker processes: each worker "
-                    "keeps its own buckets, so every limit is multiplied by the worker count. "
-                    "Use a Redis URL to share limits."
-                )
+        if uri.startswith("memory://") and self.rules.enabled and _several_workers():
+            logger.warning(
+                "RATE_LIMIT_STORAGE_URI=memory:// with several worker processes: each worker "
+                "keeps its own buckets, so every limit is multiplied by the worker count. "
+                "Use a Redis URL to share limits."
+            )
         return backend_from_config(self.config.rate_limit)
 
     # ------------------------------------------------------------------ status
@@ -232,14 +232,10 @@ class SecurityMiddleware:
             decision: Decision = await self.backend.consume(identity, buckets)
             if self.rate_limit_headers:
                 extra.append(self.rules.policy_header(buckets))
-                extra.append(
-                    state_header(
-                        buckets,
-                        [r.remaining for r in decision.results],
-                        [r.reset_us for r in decision.results],
-                    )
-                )
-            if decision.unavailable:  # fail-closed while the storage is down: not the client's fault
+                extra += state_headers(buckets, decision.results, self.legacy_headers)
+            if (
+                decision.unavailable
+            ):  # fail-closed while the storage is down: not the client's fault
                 seconds = max(1, -(-decision.retry_after_us // 1_000_000))
                 extra.append((b"retry-after", str(seconds).encode("ascii")))
                 await self._reject(send, "unavailable", https, extra)

@@ -38,5 +38,6 @@ def canned(max_request_size: int) -> dict[str, Rejection]:
         Rejection(413, "too_large", f"Request body larger than {max_request_size} bytes."),
         Rejection(429, "rate_limited", "Too many requests."),
         Rejection(500, "internal_error", "Internal server error."),
+        Rejection(503, "unavailable", "Service temporarily unavailable."),
     ]
     return {rejection.reason: rejection for rejection in rejections}

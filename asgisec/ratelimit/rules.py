@@ -10,9 +10,10 @@ cannot dodge the ``/api/calculate`` limit.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from ..config import RateLimitConfig
-from .bucket import Bucket
+from .bucket import Bucket, BucketResult
 from .limits import Limit, PathRule, parse_limits, parse_rules
 
 __all__ = ["RuleSet", "normalise_path"]
@@ -94,10 +95,26 @@ class RuleSet:
         return header
 
 
-def state_header(buckets: tuple[Bucket, ...], remaining: list[int], reset_us: list[int]) -> Header:
-    """``RateLimit``: what is left of each policy and when it is whole again (whole seconds)."""
+def state_headers(
+    buckets: tuple[Bucket, ...], results: Sequence[BucketResult], legacy: bool
+) -> list[Header]:
+    """``RateLimit``: what is left of each policy and when it is whole again (whole seconds).
+
+    With ``legacy``, also ``X-RateLimit-Limit/-Remaining/-Reset`` for the tightest bucket, the
+    reset in seconds from now (never a float epoch: slowapi's is).
+    """
+    if not results:  # the storage could not say (fail-open without a local bucket)
+        return []
     value = ", ".join(
-        f'"{b.name}";r={r};t={-(-t // 1_000_000)}'
-        for b, r, t in zip(buckets, remaining, reset_us, strict=True)
+        f'"{b.name}";r={r.remaining};t={-(-r.reset_us // 1_000_000)}'
+        for b, r in zip(buckets, results, strict=True)
     )
-    return (b"ratelimit", value.encode("ascii"))
+    headers = [(b"ratelimit", value.encode("ascii"))]
+    if legacy:
+        bucket, result = min(zip(buckets, results, strict=True), key=lambda pair: pair[1].remaining)
+        headers += [
+            (b"x-ratelimit-limit", str(bucket.amount).encode()),
+            (b"x-ratelimit-remaining", str(result.remaining).encode()),
+            (b"x-ratelimit-reset", str(-(-result.reset_us // 1_000_000)).encode()),
+        ]
+    return headers

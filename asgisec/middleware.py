@@ -33,6 +33,7 @@ from .headers import HeaderPolicy
 from .hosts import HostPolicy, parse_host
 from .ratelimit.backend import Decision, RateLimitBackend
 from .ratelimit.factory import backend_from_config
+from .ratelimit.memory import MemoryBackend
 from .ratelimit.rules import RuleSet, state_headers
 from .responses import Rejection, canned
 from .status import SCOPE_KEY
@@ -105,6 +106,8 @@ class SecurityMiddleware:
         self.backend: RateLimitBackend = (
             backend if backend is not None else self._backend_from_config()
         )  # not `or`: an empty MemoryBackend is falsy (it has __len__)
+        # Only a remote backend holds connections worth closing at lifespan shutdown.
+        self.closes_backend = not isinstance(self.backend, MemoryBackend)
         self.rate_limit_headers = self.config.rate_limit.rate_limit_headers
         self.legacy_headers = self.config.rate_limit.rate_limit_legacy_headers
         if not self.config.hosts.trusted_hosts:
@@ -147,7 +150,7 @@ class SecurityMiddleware:
             await self._http(scope, receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
-        elif kind == "lifespan":
+        elif kind == "lifespan" and self.closes_backend:
             await self._lifespan(scope, receive, send)
         else:  # future scope types pass through untouched
             await self.app(scope, receive, send)

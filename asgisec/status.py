@@ -6,7 +6,7 @@ in any framework, can then call :func:`security_health` with the scope it was gi
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["SCOPE_KEY", "security_health"]
@@ -14,7 +14,7 @@ __all__ = ["SCOPE_KEY", "security_health"]
 SCOPE_KEY = "asgisec"
 
 
-def security_health(scope: MutableMapping[str, Any]) -> dict[str, Any]:
+def security_health(scope: Mapping[str, Any]) -> dict[str, Any]:
     """The guide's ``checks.security`` block for the middleware serving this request.
 
     An app that is not wrapped gets ``status: "unprotected"`` and zero counts, so a health

@@ -77,6 +77,36 @@ def test_serve_wraps_the_app_and_prints_url_and_summary(tmp_path: Path) -> None:
     assert "100/minute" in s.stdout
 
 
+def test_demo_answers_health_with_security_headers(tmp_path: Path) -> None:
+    port = free_port()
+    args = ["demo", "--port", str(port)]
+    env = cli_env(TRUSTED_HOSTS="127.0.0.1,localhost")
+    with serving(args, port=port, env=env, cwd=tmp_path) as s, _client() as client:
+        response = client.get(f"{s.url}/health")
+        evil = client.get(f"{s.url}/health", headers={"host": "evil.example"})
+    assert evil.status_code == 400
+    assert evil.headers["x-content-type-options"] == "nosniff"  # refusals are decorated too
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    security = response.json()["checks"]["security"]
+    for key in (
+        "status",
+        "blocked_requests",
+        "rate_limited_requests",
+        "suspicious_requests",
+        "security_headers_enabled",
+        "trusted_hosts_configured",
+    ):
+        assert key in security
+    assert security["security_headers_enabled"] is True
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, name
+    assert [v for v in response.headers.get_list("server") if "uvicorn" in v] == []
+    assert len(response.headers.get_list("server")) <= 1
+    _assert_stopped_gracefully(s)
+    assert f"serving asgisec.demo:app at http://127.0.0.1:{port}" in s.stdout
+
+
 def test_env_file_configures_the_served_middleware(tmp_path: Path) -> None:
     env_file = tmp_path / "prod.env"
     env_file.write_text("TRUSTED_HOSTS=localhost\nX_FRAME_OPTIONS=SAMEORIGIN\n")

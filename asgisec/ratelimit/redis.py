@@ -317,7 +317,7 @@ def client_from_url(
                 raise ConfigError(_VARIABLE, masked, "redis+sentinel://host:port/service[/db]")
             options = _query_options(parts.query, ("sentinel_password",), masked)
             sentinel_auth = {"password": options.get("sentinel_password")}
-            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            sentinel = Sentinel(
                 _hosts(hostlist, 26379, masked),
                 sentinel_kwargs={**common, **sentinel_auth},
                 **common,

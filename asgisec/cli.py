@@ -49,6 +49,12 @@ WORKERS_VARIABLE = "ASGISEC_WORKERS"
 WORKER_FACTORY = "asgisec.cli:_worker_app"
 
 
+# The operator tools, one module each. Each has ``register(commands)``, which adds its
+# subparser with ``set_defaults(handler=...)``; a handler takes the parsed arguments and returns
+# the exit status. Tool modules import their heavy dependencies (httpx, rich) inside handlers.
+TOOL_MODULES: tuple[str, ...] = ()
+
+
 class StartupError(Exception):
     """A problem the operator must fix before anything can serve: one line, exit status 2."""
 
@@ -326,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from the environment and ./.env: see `asgisec env`.",
     )
     parser.add_argument("--version", action="version", version=f"asgisec {__version__}")
-    # One subparser per command; audit, monitor, check, bench and bans will join them here.
+    # One subparser per command: serve, demo and env here, the operator tools from TOOL_MODULES.
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(
@@ -359,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the reference table of every variable instead (as in the README)",
     )
     env.set_defaults(handler=_env)
+
+    for name in TOOL_MODULES:
+        tool = importlib.import_module(name)
+        tool.register(commands)
     return parser
 
 

@@ -30,9 +30,10 @@ from typing import Literal
 from .backend import Decision, RateLimitBackend
 from .bucket import Bucket
 
-__all__ = ["ResilientBackend"]
+__all__ = ["COOLDOWN_S", "ResilientBackend"]
 
 _US = 1_000_000
+COOLDOWN_S = 5.0  # a restart or a failover takes seconds; probe that often
 
 
 class ResilientBackend:
@@ -45,7 +46,7 @@ class ResilientBackend:
         fail_mode: Literal["open", "closed"] = "open",
         timeout_s: float = 0.05,  # RATE_LIMIT_BACKEND_TIMEOUT's default (50 ms)
         failure_threshold: int = 3,  # one lost packet is not an outage; three in a row are
-        cooldown_s: float = 5.0,  # a restart or a failover takes seconds; probe that often
+        cooldown_s: float = COOLDOWN_S,
         fallback: RateLimitBackend | None = None,
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,

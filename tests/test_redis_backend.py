@@ -486,6 +486,32 @@ async def test_a_closed_backend_refuses_to_decide(redis_url: str) -> None:
         await backend.consume(IP, [bucket(5, 60)])
 
 
+@pytest.mark.anyio
+async def test_a_busy_event_loop_is_not_a_slow_redis(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """A saturated server's loop gets to Redis's reply late; Redis was not slow. The 50 ms
+    timeout must not turn that into a failure (found over the wire: under 64 connections
+    the circuit opened on a healthy Redis and every limit went per-process for 5 s)."""
+    limiter = ResilientBackend(await connected(redis_server), timeout_s=TIMEOUT)
+
+    async def hog() -> None:
+        time.sleep(1.6 * TIMEOUT)  # noqa: ASYNC251 - the point: the loop is blocked, not Redis
+
+    try:
+        limits = [bucket(5, 60)]
+        outcomes = await asyncio.gather(
+            *(limiter.consume(f"c{i}", limits) for i in range(20)), hog()
+        )
+        decisions = [d for d in outcomes if isinstance(d, Decision)]
+        assert len(decisions) == 20
+        assert all(d.results and d.results[0].remaining == 4 for d in decisions)  # by Redis
+        assert limiter.bypassed == 0
+        assert not limiter.circuit_open
+    finally:
+        await limiter.aclose()
+
+
 # --------------------------------------------------------------------------- the failure policy
 
 
@@ -648,6 +674,33 @@ async def test_fail_open_with_a_fallback_keeps_limiting_in_process(
         assert not decisions[2].unavailable
     finally:
         await limiter.aclose()
+
+
+class _FailsTogether:
+    """A backend whose concurrent calls fail together, as one coalesced pipeline does."""
+
+    async def consume(self, identity: str, buckets: Sequence[Bucket], cost: int = 1) -> Decision:
+        await asyncio.sleep(0)
+        raise BackendError("connection reset")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_calls_that_fail_together_are_one_failure() -> None:
+    """Ten calls in flight that fail at once are one event (one broken round trip), not ten
+    consecutive failures: the circuit opens after three failures in a row, one after another."""
+    limiter = ResilientBackend(_FailsTogether(), failure_threshold=3)
+    decisions = await asyncio.gather(*(limiter.consume(IP, [bucket(5, 60)]) for _ in range(10)))
+    assert all(decision.allowed for decision in decisions)  # fail-open
+    assert limiter.bypassed == 10
+    assert not limiter.circuit_open
+    await limiter.consume(IP, [bucket(5, 60)])
+    assert not limiter.circuit_open
+    await limiter.consume(IP, [bucket(5, 60)])
+    assert limiter.circuit_open
+    assert limiter.incidents == 1
 
 
 class _Broken:

@@ -108,6 +108,10 @@ class RedisBackend:
     request twice, and retries turn a dead Redis into seconds of latency).
     """
 
+    #: Every call is bounded by ``timeout`` here (see :meth:`_expire`), so the failure policy
+    #: adds no timeout of its own around it.
+    bounds_calls = True
+
     def __init__(
         self,
         client: Redis | RedisCluster,
@@ -133,6 +137,7 @@ class RedisBackend:
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._replies = 0  # pipelines Redis has answered: a sign of life for _expire
 
     # ------------------------------------------------------------------ the protocol
 
@@ -154,12 +159,36 @@ class RedisBackend:
             raise BackendError("the Redis backend is closed")
         keys, args = script_arguments(identity, buckets, cost, now_us)
         future = self._submit(keys, args)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        timer = loop.call_at(deadline, self._expire, future, deadline, self._replies, True)
         try:
-            async with asyncio.timeout(self.timeout):
-                reply = await future
-        except TimeoutError:
-            raise BackendError(f"Redis did not answer within {self.timeout:g} s") from None
+            reply = await future
+        finally:
+            timer.cancel()  # a re-armed timer finds the future done and does nothing
         return decision_from_reply(reply, len(buckets))
+
+    def _expire(
+        self, future: asyncio.Future[object], deadline: float, replies: int, first: bool
+    ) -> None:
+        """The call's deadline: fail it, unless the lateness is this event loop's own.
+
+        On a saturated server the loop reaches Redis's reply late (a few loop iterations of
+        tens of ms each), and even this timer runs late. Neither is Redis being slow: if
+        Redis answered any call since this one was made, or this timer itself ran at least
+        half a timeout late, the call gets one more ``timeout``. A dead or paused Redis
+        answers nothing, and an idle loop runs timers on time: those calls fail at
+        ``timeout`` as configured.
+        """
+        if future.done():
+            return
+        loop = future.get_loop()
+        now = loop.time()
+        if first and (self._replies != replies or now - deadline >= self.timeout / 2):
+            later = now + self.timeout
+            loop.call_at(later, self._expire, future, later, self._replies, False)
+            return
+        future.set_exception(BackendError(f"Redis did not answer within {self.timeout:g} s"))
 
     async def aclose(self) -> None:
         """Fail queued calls, stop in-flight pipelines, close every connection."""
@@ -211,6 +240,7 @@ class RedisBackend:
         try:
             async with asyncio.timeout(self.batch_timeout):
                 replies = await self._pipeline(batch, "EVALSHA")
+                self._replies += 1
                 missing = [
                     i for i, reply in enumerate(replies) if isinstance(reply, self._noscript)
                 ]
@@ -284,7 +314,10 @@ def client_from_url(
         raise ConfigError(_VARIABLE, masked, _INSTALL) from None
 
     common: dict[str, Any] = {
-        "socket_timeout": timeout,  # a stalled read (paused Redis) frees its connection
+        # A stalled read (paused Redis) frees its connection after this long. Not `timeout`:
+        # on a busy loop a read times out before the loop gets to the reply, and the
+        # connection is dropped on a healthy Redis; calls are bounded by `timeout` anyway.
+        "socket_timeout": max(timeout, connect_timeout),
         "socket_connect_timeout": connect_timeout,
         "retry": Retry(NoBackoff(), 0),  # never re-send a script: it may have run
     }

@@ -2,9 +2,13 @@
 
 A rate limiter must not turn a storage outage into an API outage (slowapi #253: a 500 on every
 route) nor add seconds to every request (envoyproxy/ratelimit #462). So each call to the
-primary backend is bounded by ``timeout_s``; after ``failure_threshold`` consecutive failures
-the circuit *opens* and the primary is not called at all for ``cooldown_s``; then one request
-probes it (half-open) and either closes the circuit or opens it for another cool-down.
+primary backend is bounded by ``timeout_s`` (or by the primary itself when it says so with
+``bounds_calls``, as :class:`~.redis.RedisBackend` does, telling a busy event loop from a slow
+Redis); after ``failure_threshold`` consecutive failures the circuit *opens* and the primary
+is not called at all for ``cooldown_s``; then one request probes it (half-open) and either
+closes the circuit or opens it for another cool-down. Calls that were already in flight when
+a failure was counted do not count again: the calls of one coalesced pipeline fail together,
+and that is one failure, not a hundred in a row.
 
 While the primary cannot decide, ``fail_mode`` does:
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -70,6 +75,9 @@ class ResilientBackend:
         self._opened_at = 0.0
         self._bypassed_at_open = 0
         self._probing = False
+        self._failed_at = -math.inf  # when the last failure was counted
+        # A primary that bounds every call itself (RedisBackend) gets no second timeout.
+        self._bounded = bool(getattr(primary, "bounds_calls", False))
 
     @property
     def circuit_open(self) -> bool:
@@ -79,15 +87,19 @@ class ResilientBackend:
     async def consume(self, identity: str, buckets: Sequence[Bucket], cost: int = 1) -> Decision:
         """The primary's decision, or the fail mode's when the primary cannot give one."""
         probe = False
+        started = self.clock()
         if self._open_until is not None:
-            if self._probing or self.clock() < self._open_until:
+            if self._probing or started < self._open_until:
                 return await self._degraded(identity, buckets, cost)
             self._probing = probe = True  # half-open: this request tries the primary
         try:
-            async with asyncio.timeout(self.timeout_s):
+            if self._bounded:
                 decision = await self.primary.consume(identity, buckets, cost)
+            else:
+                async with asyncio.timeout(self.timeout_s):
+                    decision = await self.primary.consume(identity, buckets, cost)
         except Exception as exc:  # BackendError, TimeoutError, or a bug: never a 500
-            self._failed(exc)
+            self._failed(exc, started)
             return await self._degraded(identity, buckets, cost)
         finally:
             if probe:
@@ -104,9 +116,13 @@ class ResilientBackend:
 
     # ------------------------------------------------------------------ the circuit
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, started: float) -> None:
+        if started < self._failed_at:
+            # In flight when the last failure was counted: the same broken round trip (a
+            # coalesced pipeline fails all its calls at once), not one more failure in a row.
+            return
         self._failures += 1
-        now = self.clock()
+        now = self._failed_at = self.clock()
         if self._open_until is not None:  # a failed probe: same incident, another cool-down
             self._open_until = now + self.cooldown_s
             return

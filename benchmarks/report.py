@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -239,6 +240,20 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+# Sections other scripts write into the same page (benchmarks/wire.py: `wire`), kept as they are.
+_SECTION = re.compile(r"<!-- ([a-z0-9-]+):start -->.*?<!-- \1:end -->\n?", re.DOTALL)
+
+
+def keep_sections(previous: str, page: str) -> str:
+    """``page`` followed by each marked section of ``previous`` that ``page`` lacks."""
+    kept = [
+        match.group(0).rstrip("\n")
+        for match in _SECTION.finditer(previous)
+        if f"<!-- {match.group(1)}:start -->" not in page
+    ]
+    return "\n\n".join([page.rstrip("\n"), *kept]) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--json", type=Path, help="read this pytest-benchmark JSON, do not run")
@@ -257,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             args.keep_json.write_text(text, encoding="utf-8")
         data = json.loads(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render(data), encoding="utf-8")
+    previous = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    args.output.write_text(keep_sections(previous, render(data)), encoding="utf-8")
     print(f"wrote {args.output}")
     return 0
 

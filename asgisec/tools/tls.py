@@ -9,6 +9,7 @@ DER certificate with ``cryptography``, so it is known even when the chain does n
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import warnings
@@ -101,18 +102,25 @@ def inspect_certificate(
             info.hostname_ok = False
         if exc.verify_code == _CERT_HAS_EXPIRED:
             info.expired = True
-    except (ssl.SSLError, OSError) as exc:
+    except ssl.SSLError as exc:
+        info.error = str(exc) or type(exc).__name__
+    except OSError as exc:
         info.error = str(exc) or type(exc).__name__
         info.reachable = False
-    lenient = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    lenient.check_hostname = False
-    lenient.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        lenient = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        lenient.check_hostname = False
+        lenient.verify_mode = ssl.CERT_NONE
+        with contextlib.suppress(ValueError, ssl.SSLError):  # read old servers' certificates too
+            lenient.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            lenient.set_ciphers(LEGACY_CIPHERS)
     try:
         with _connect(host, port, lenient, timeout) as tls:
             der = tls.getpeercert(binary_form=True)
     except (ssl.SSLError, OSError):
         return info
-    info.reachable = True
+    info.reachable = True  # the verifying handshake may fail where a lenient one succeeds
     if der:
         from cryptography import x509  # noqa: PLC0415 - the `tools` extra
 

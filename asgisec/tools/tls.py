@@ -26,6 +26,7 @@ __all__ = [
     "CertificateInfo",
     "ProtocolProbe",
     "inspect_certificate",
+    "modern_handshake",
     "probe_protocol",
     "probe_weak_ciphers",
     "tls_findings",
@@ -50,10 +51,21 @@ _SERVER_REFUSALS = frozenset(
 )
 # Errors raised by the local library before the server had a say.
 _CLIENT_LIMITS = frozenset(
-    {"NO_CIPHERS_AVAILABLE", "NO_PROTOCOLS_AVAILABLE", "NO_SUITABLE_KEY_SHARE"}
+    {
+        "NO_CIPHERS_AVAILABLE",
+        "NO_PROTOCOLS_AVAILABLE",
+        "NO_SUITABLE_KEY_SHARE",
+        "LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED",
+        "UNSAFE_LEGACY_RENEGOTIATION_DISABLED",
+    }
 )
 
-_HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+# Some servers (asyncio's TLS, used by uvicorn) hang up on a ClientHello they will not serve
+# instead of sending an alert. That is a refusal only if a modern handshake with the same
+# server works (see protocol_results); otherwise nothing is known.
+_HANG_UPS = frozenset({"UNEXPECTED_EOF_WHILE_READING", "EOF_IN_VIOLATION_OF_PROTOCOL"})
+
+_HOSTNAME_MISMATCH = frozenset({62, 64})  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH
 _CERT_HAS_EXPIRED = 10  # X509_V_ERR_CERT_HAS_EXPIRED
 
 
@@ -68,7 +80,7 @@ class CertificateInfo(msgspec.Struct, kw_only=True):
 
 
 class ProtocolProbe(msgspec.Struct, kw_only=True):
-    outcome: str  # "accepted", "refused" or "inconclusive"
+    outcome: str  # "accepted", "refused", "closed" (hung up, no alert) or "inconclusive"
     detail: str = ""
 
 
@@ -98,7 +110,7 @@ def inspect_certificate(
             info.hostname_ok = True
     except ssl.SSLCertVerificationError as exc:
         info.error = exc.verify_message or str(exc)
-        if exc.verify_code == _HOSTNAME_MISMATCH:
+        if exc.verify_code in _HOSTNAME_MISMATCH:
             info.hostname_ok = False
         if exc.verify_code == _CERT_HAS_EXPIRED:
             info.expired = True
@@ -137,7 +149,7 @@ def _probe(
     port: int,
     *,
     version: ssl.TLSVersion | None,
-    ciphers: str,
+    ciphers: str | None,
     timeout: float,
 ) -> ProtocolProbe:
     with warnings.catch_warnings():
@@ -152,7 +164,8 @@ def _probe(
                 context.maximum_version = version
             else:
                 context.maximum_version = ssl.TLSVersion.TLSv1_2
-            context.set_ciphers(ciphers)
+            if ciphers is not None:  # None: the library's own default list
+                context.set_ciphers(ciphers)
         except (ValueError, ssl.SSLError) as exc:
             return ProtocolProbe(outcome="inconclusive", detail=f"local OpenSSL: {exc}")
         try:
@@ -168,8 +181,12 @@ def _probe(
                 )
             if reason in _SERVER_REFUSALS:
                 return ProtocolProbe(outcome="refused", detail=f"server answered {reason}")
+            if reason in _HANG_UPS:
+                return ProtocolProbe(outcome="closed", detail="server closed the handshake")
             detail = f"handshake failed: {reason or exc}"
             return ProtocolProbe(outcome="inconclusive", detail=detail)
+        except (ConnectionResetError, ssl.SSLEOFError):
+            return ProtocolProbe(outcome="closed", detail="server closed the handshake")
         except OSError as exc:
             return ProtocolProbe(outcome="inconclusive", detail=f"connection failed: {exc}")
 
@@ -179,7 +196,7 @@ def probe_protocol(
     port: int,
     version: ssl.TLSVersion,
     *,
-    ciphers: str = LEGACY_CIPHERS,
+    ciphers: str | None = LEGACY_CIPHERS,
     timeout: float = 10.0,
 ) -> ProtocolProbe:
     """Offer exactly ``version``: accepted, refused by the server, or inconclusive."""
@@ -226,18 +243,37 @@ def certificate_results(info: CertificateInfo) -> list[Result]:
     return out
 
 
+def modern_handshake(host: str, port: int, *, timeout: float = 10.0) -> bool:
+    """Does a default, modern client complete a handshake (certificate not verified)?"""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with _connect(host, port, context, timeout):
+            return True
+    except (ssl.SSLError, OSError):
+        return False
+
+
 def protocol_results(host: str, port: int, *, timeout: float = 10.0) -> list[Result]:
+    baseline = modern_handshake(host, port, timeout=timeout)
     out = []
     for check_id, version in (
         ("tls.protocol-tls1.0", ssl.TLSVersion.TLSv1),
         ("tls.protocol-tls1.1", ssl.TLSVersion.TLSv1_1),
     ):
         probe = probe_protocol(host, port, version, timeout=timeout)
-        out.append(_from_probe(check_id, probe))
-    out.append(_from_probe("tls.weak-ciphers", probe_weak_ciphers(host, port, timeout=timeout)))
+        out.append(_from_probe(check_id, probe, baseline))
+    weak = probe_weak_ciphers(host, port, timeout=timeout)
+    out.append(_from_probe("tls.weak-ciphers", weak, baseline))
     return out
 
 
-def _from_probe(check_id: str, probe: ProtocolProbe) -> Result:
+def _from_probe(check_id: str, probe: ProtocolProbe, baseline: bool) -> Result:
+    if probe.outcome == "closed":
+        if baseline:
+            detail = f"{probe.detail}, while a modern handshake succeeds"
+            return result(check_id, "pass", detail)
+        return result(check_id, "inconclusive", f"{probe.detail}, and so does a modern one")
     status = {"accepted": "fail", "refused": "pass"}.get(probe.outcome, "inconclusive")
     return result(check_id, status, probe.detail)  # type: ignore[arg-type]

@@ -89,22 +89,26 @@ def rates(
 ) -> tuple[dict[str, float], dict[str, int], float | None]:
     """``(per-hour rates, increases, window in seconds)`` from the history ending at ``now``.
 
-    With a single sample, the target's ``started_at`` (if reported) stands for a zero
-    baseline: the counts are all since that start. With neither, nothing is known yet.
+    The target's ``started_at`` (if reported) stands for a zero baseline when there is a
+    single sample or the target started within the horizon: the counts are all since that
+    start. With one sample and no ``started_at``, nothing is known yet.
     """
     window = prune(samples, now, horizon)
     if not window:
         return {}, {}, None
-    latest = window[-1]
-    if len(window) == 1:
-        if latest.started_at is None or latest.started_at > latest.at:
-            return {}, {}, None
-        baseline = Sample(
-            at=latest.started_at,
-            counters=dict.fromkeys(latest.counters, 0),
-            started_at=latest.started_at,
-        )
-        window = [baseline, latest]
+    first = window[0]
+    started = first.started_at
+    # The target's start is a known zero: use it as the baseline when it is the only history
+    # there is, or when the process started inside the horizon (then the zero is exact).
+    if (
+        started is not None
+        and started <= first.at
+        and (len(window) == 1 or started >= now - horizon)
+    ):
+        baseline = Sample(at=started, counters=dict.fromkeys(first.counters, 0), started_at=started)
+        window = [baseline, *window]
+    elif len(window) == 1:
+        return {}, {}, None
     elapsed = max(window[-1].at - window[0].at, 0.0)
     increases = {name: value for name in COUNTERS if (value := increase(window, name)) is not None}
     hours = max(elapsed, horizon) / 3600.0  # under an hour: the count itself, never scaled up

@@ -229,7 +229,8 @@ def render_text(report: AuditReport, out: TextIO) -> None:
             )
         console.print(table)
         console.print(Text("Top fixes", style="bold"))
-        for number, finding in enumerate(findings[:TOP_FIXES], 1):
+        worth = [f for f in findings if f.severity != "info"] or findings
+        for number, finding in enumerate(worth[:TOP_FIXES], 1):
             console.print(f" {number}. [{finding.id}] {finding.fix}", markup=False)
     else:
         console.print("No findings.")

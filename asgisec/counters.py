@@ -6,6 +6,7 @@ awaits, so every increment is exact under any number of concurrent requests with
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 __all__ = ["BLOCK_REASONS", "SecurityCounters"]
@@ -17,9 +18,12 @@ BLOCK_REASONS = ("bad_request", "invalid_host", "cors", "too_large", "unavailabl
 class SecurityCounters:
     """Monotonic counts since start-up."""
 
-    __slots__ = ("blocked", "rate_limited", "suspicious", "total")
+    __slots__ = ("blocked", "rate_limited", "started_at", "suspicious", "total")
 
     def __init__(self) -> None:
+        # Unix time the counts start from: a monitor that sees it change knows the counters
+        # were reset (a restart), so a smaller count is a new series, not a negative rate.
+        self.started_at = round(time.time(), 3)
         self.total = 0
         self.rate_limited = 0
         self.suspicious = 0  # fed by suspicious-request detection once it lands
@@ -37,4 +41,5 @@ class SecurityCounters:
             "blocked_by_reason": dict(self.blocked),
             "rate_limited_requests": self.rate_limited,
             "suspicious_requests": self.suspicious,
+            "started_at": self.started_at,
         }

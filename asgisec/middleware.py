@@ -140,6 +140,7 @@ class SecurityMiddleware:
             "trusted_hosts_configured": self.hosts.configured,
             "total_requests": counts["total_requests"],
             "blocked_by_reason": counts["blocked_by_reason"],
+            "started_at": counts["started_at"],
         }
 
     # ------------------------------------------------------------------ the pipeline

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .config import (
     CorsConfig,
+    GuardsConfig,
     HeadersConfig,
     HostsConfig,
     RateLimitConfig,
@@ -25,6 +26,7 @@ __all__ = [
     "BackendError",
     "ConfigError",
     "CorsConfig",
+    "GuardsConfig",
     "HeadersConfig",
     "HostsConfig",
     "RateLimitConfig",

@@ -101,6 +101,29 @@ class ClientResolver:
                 break
         return str(current) if current is not None else peer
 
+    def forwarded_proto(self, peer: str | None, values: list[bytes] | None) -> bytes | None:
+        """How the client reached the nearest trusted proxy (``b"https"``, ``b"http"``...).
+
+        ``values`` are the raw ``X-Forwarded-Proto`` values, or the ``Forwarded`` values when
+        the proxies write that header (``proto=``). Only the right-most entry counts, the one
+        the proxy that connected to us wrote; None when the peer is not a trusted proxy or
+        said nothing readable, so the connection's own scheme stands.
+        """
+        if not values or not self.trusts_anyone or peer is None:
+            return None
+        if not self.is_trusted(_parse_ip(peer)):
+            return None
+        last = values[-1].rsplit(b",", 1)[-1]
+        if self.header == "forwarded":
+            proto = b""
+            for pair in last.split(b";"):
+                key, _, param = pair.partition(b"=")
+                if key.strip().lower() == b"proto":
+                    proto = param
+            last = proto
+        proto = last.strip().strip(b'"').lower()
+        return proto if proto in (b"http", b"https", b"ws", b"wss") else None
+
 
 @lru_cache(maxsize=65536)
 def rate_limit_identity(address: str, ipv6_prefix: int = 64) -> str:

@@ -21,11 +21,13 @@ from urllib.parse import urlsplit
 import msgspec
 
 from .errors import ConfigError
+from .guards_config import GuardsConfig
 from .hosts import normalise_host_pattern
 from .ratelimit.limits import parse_limits, parse_rules
 
 __all__ = [
     "CorsConfig",
+    "GuardsConfig",
     "HeadersConfig",
     "HostsConfig",
     "ProxyConfig",
@@ -382,6 +384,7 @@ class SecurityConfig(_Section, frozen=True):
     cors: CorsConfig = CorsConfig()
     request: RequestConfig = RequestConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
+    guards: GuardsConfig = GuardsConfig()
 
     @classmethod
     def from_env(

@@ -8,11 +8,17 @@ everyone). Matching is by exact string against a frozenset, not by regex, so the
 
 from __future__ import annotations
 
+import re
+
 from .config import CorsConfig
 
 __all__ = ["CorsPolicy"]
 
 Header = tuple[bytes, bytes]
+
+# With `*`, an origin is echoed only if it could be one: visible ASCII, nothing that could end
+# the header line (found by tests/test_fuzz.py: `Origin: \xff\r\n` was echoed verbatim).
+_ECHOABLE = re.compile(rb"[!-~]{1,2048}")
 
 _PREFLIGHT_VARY = b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
@@ -64,7 +70,9 @@ class CorsPolicy:
         """True when this exact origin may read responses (``null`` never may)."""
         if origin is None or not self.enabled or origin == b"null":
             return False
-        return origin in self.origins or self.allow_all
+        if origin in self.origins:
+            return True
+        return self.allow_all and _ECHOABLE.fullmatch(origin) is not None
 
     def preflight(self, origin: bytes, request_headers: bytes | None) -> list[Header]:
         """Headers answering an allowed origin's preflight (status 204).

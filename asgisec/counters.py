@@ -12,13 +12,22 @@ from typing import Any
 __all__ = ["BLOCK_REASONS", "SecurityCounters"]
 
 # Why asgisec refused a request. Rate limiting is counted apart, as the guide's block does.
-BLOCK_REASONS = ("bad_request", "invalid_host", "cors", "too_large", "unavailable")
+BLOCK_REASONS = (
+    "bad_request",
+    "invalid_host",
+    "cors",
+    "too_large",
+    "unavailable",
+    "https_required",  # a ws:// handshake under FORCE_HTTPS
+    "timeout",  # the app ran past REQUEST_TIMEOUT (504, or cancelled mid-response)
+    "overloaded",  # MAX_CONCURRENT_REQUESTS were already in the app (503)
+)
 
 
 class SecurityCounters:
     """Monotonic counts since start-up."""
 
-    __slots__ = ("blocked", "rate_limited", "started_at", "suspicious", "total")
+    __slots__ = ("blocked", "csp_reports", "rate_limited", "started_at", "suspicious", "total")
 
     def __init__(self) -> None:
         # Unix time the counts start from: a monitor that sees it change knows the counters
@@ -27,6 +36,7 @@ class SecurityCounters:
         self.total = 0
         self.rate_limited = 0
         self.suspicious = 0  # fed by suspicious-request detection once it lands
+        self.csp_reports = 0  # violation reports received at CSP_REPORT_PATH
         self.blocked: dict[str, int] = dict.fromkeys(BLOCK_REASONS, 0)
 
     @property
@@ -41,5 +51,6 @@ class SecurityCounters:
             "blocked_by_reason": dict(self.blocked),
             "rate_limited_requests": self.rate_limited,
             "suspicious_requests": self.suspicious,
+            "csp_reports": self.csp_reports,
             "started_at": self.started_at,
         }

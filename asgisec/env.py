@@ -99,9 +99,17 @@ def _parse_value(option: Option, raw: str) -> Any:
         except ValueError:
             number_f = -1.0
         # "not >" also refuses NaN; inf is refused as a timeout that never fires.
-        if not number_f > (typ.gt or 0.0) or math.isinf(number_f):
+        if typ.ge is not None:
+            if not number_f >= typ.ge or math.isinf(number_f):
+                raise ConfigError(option.env, raw, f"a number of seconds >= {typ.ge}")
+        elif not number_f > (typ.gt or 0.0) or math.isinf(number_f):
             raise ConfigError(option.env, raw, f"a number of seconds > {typ.gt}")
         return number_f
+    if isinstance(typ, mi.DictType) and isinstance(typ.value_type, mi.DictType):
+        try:  # nested settings (PATH_HEADERS) are JSON objects
+            return msgspec.json.decode(text or "{}", type=dict[str, dict[str, str]])
+        except msgspec.DecodeError:
+            raise ConfigError(option.env, raw, "a JSON object of objects of strings") from None
     if isinstance(typ, mi.LiteralType):
         if text.lower() not in typ.values:
             raise ConfigError(option.env, raw, " or ".join(map(str, typ.values)))
@@ -178,6 +186,8 @@ def _display(value: object, *, secret: bool) -> str:
         return "true" if value else "false"
     if isinstance(value, tuple):
         return ",".join(value)
+    if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
+        return msgspec.json.encode(value).decode()
     if isinstance(value, dict):
         return ";".join(f"{k}={v}" for k, v in value.items())
     text = str(value)

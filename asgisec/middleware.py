@@ -1,22 +1,25 @@
 """The ASGI shell: one pass per request through every policy, in a fixed order.
 
-The policies (hosts, CORS, headers, rate-limit rules) are plain objects compiled from the
-configuration in ``__init__``; this module only moves ASGI messages and asks them. Read
-``__call__`` top to bottom to follow a request:
+The policies (hosts, HTTPS, CORS, headers, rate-limit rules, guards, paths) are plain objects
+compiled from the configuration in ``__init__``; this module only moves ASGI messages and asks
+them. Read ``_http`` top to bottom to follow a request:
 
-1. one pass over the request headers (host, origin, preflight fields, request id);
-2. trusted host;
+0. paths excluded from every check go straight to the app;
+1. one pass over the request headers (host, origin, preflight fields, request id, proxies);
+2. trusted host → HTTPS enforcement (308 to a validated host);
 3. CORS preflight (answered here: never reaches the app, never rate-limited);
-4. rate limit (one backend call for all the request's buckets);
+4. rate limit (one backend call for all the request's buckets) → concurrency slot;
 5. body limit (declared length now, streamed bytes as they arrive);
-6. the app, with ``send`` wrapped once to add the precompiled header blocks;
-7. counting.
+6. the app, under the deadline, with ``send`` wrapped once to add the precompiled headers;
+7. ``finally``: the slot is released.
 
+Websocket handshakes get the host, HTTPS and Origin checks and are refused before accept.
 Refusals are responses, not exceptions, and go out decorated like any other response.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -28,9 +31,13 @@ from .clients import ClientResolver, rate_limit_identity
 from .config import SecurityConfig
 from .cors import CorsPolicy
 from .counters import SecurityCounters
+from .csp import REPORT_MAX_BYTES, HeaderSet, new_nonce, read_reports
 from .env import validate
+from .guards import ConcurrencyLimit, Deadlines, WebsocketOrigins
 from .headers import HeaderPolicy
 from .hosts import HostPolicy, parse_host
+from .https import HttpsPolicy
+from .paths import PathMap
 from .ratelimit.backend import Decision, RateLimitBackend
 from .ratelimit.factory import backend_from_config
 from .ratelimit.memory import MemoryBackend
@@ -52,6 +59,9 @@ logger = logging.getLogger("asgisec")
 
 # A client's X-Request-ID is kept only if it is short and plain: it ends up in logs.
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+# An overloaded process frees a slot within a request's time; one second is an honest retry.
+_RETRY_SOON: Header = (b"retry-after", b"1")
+_SECURE_PROTOS = (b"https", b"wss")
 
 
 class _BodyTooLarge(Exception):
@@ -110,11 +120,53 @@ class SecurityMiddleware:
         self.closes_backend = not isinstance(self.backend, MemoryBackend)
         self.rate_limit_headers = self.config.rate_limit.rate_limit_headers
         self.legacy_headers = self.config.rate_limit.rate_limit_legacy_headers
+        self._compile_guards()
         if not self.config.hosts.trusted_hosts:
             logger.warning(
                 "TRUSTED_HOSTS is empty: any Host header is accepted. Set it to the names "
                 "this service answers to (e.g. TRUSTED_HOSTS=api.example.com)."
             )
+
+    def _compile_guards(self) -> None:
+        """HTTPS, websockets, deadline, slots, CSP and per-path policies, from config.guards."""
+        guards = self.config.guards
+        proxies = self.config.proxies
+        # X-Forwarded-Proto goes with X-Forwarded-For; the Forwarded header carries proto= too.
+        self.reads_proto = bool(proxies.trusted_proxies)
+        self.proto_in_forwarded = proxies.trusted_proxy_header == "forwarded"
+        self.proto_header = b"" if self.proto_in_forwarded else b"x-forwarded-proto"
+        self.https = HttpsPolicy(guards, self.hosts)
+        self.ws_origins = WebsocketOrigins(
+            guards.websocket_allowed_origins or self.config.cors.allowed_origins
+        )
+        self.deadlines = Deadlines(guards.request_timeout) if guards.request_timeout else None
+        self.slots = (
+            ConcurrencyLimit(guards.max_concurrent_requests)
+            if guards.max_concurrent_requests
+            else None
+        )
+        self.excluded: PathMap[bool] = PathMap(dict.fromkeys(guards.excluded_paths, True))
+        self.rate_exempt: PathMap[bool] = PathMap(
+            dict.fromkeys(guards.rate_limit_exempt_paths, True)
+        )
+        self.csp_nonce = guards.csp_nonce
+        self.report_path = guards.csp_report_path
+        base = list(self.headers.http)
+        if self.headers.enabled and guards.csp_report_only:
+            base.append(
+                (b"content-security-policy-report-only", guards.csp_report_only.encode("latin-1"))
+            )
+        hsts = self.headers.https[-1] if len(self.headers.https) > len(self.headers.http) else None
+
+        def header_set(overrides: dict[str, str]) -> HeaderSet:
+            return HeaderSet(
+                base, hsts, overrides, nonce=guards.csp_nonce, report_path=guards.csp_report_path
+            )
+
+        self.header_set = header_set({})
+        self.path_headers: PathMap[HeaderSet] = PathMap(
+            {prefix: header_set(overrides) for prefix, overrides in guards.path_headers.items()}
+        )
 
     def _backend_from_config(self) -> RateLimitBackend:
         uri = self.config.rate_limit.rate_limit_storage_uri
@@ -140,6 +192,7 @@ class SecurityMiddleware:
             "trusted_hosts_configured": self.hosts.configured,
             "total_requests": counts["total_requests"],
             "blocked_by_reason": counts["blocked_by_reason"],
+            "csp_reports": counts["csp_reports"],
             "started_at": counts["started_at"],
         }
 
@@ -170,6 +223,11 @@ class SecurityMiddleware:
         await self.app(scope, receive, send_and_close)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # 0. Paths excluded from every check (EXCLUDED_PATHS): untouched and uncounted.
+        path: str = scope["path"]
+        if self.excluded and self.excluded.match(path):
+            await self.app(scope, receive, send)
+            return
         self.counters.total += 1
         scope[SCOPE_KEY] = self
 
@@ -177,7 +235,9 @@ class SecurityMiddleware:
         # Content-Length is malformed (RFC 9112 §3.2, §6.3): it becomes an unparsable value.
         host_raw = origin = request_id = acr_method = acr_headers = content_length = None
         forwarded: list[bytes] | None = None
+        protos: list[bytes] | None = None
         forwarded_name = self.forwarded_header
+        proto_name = self.proto_header
         for name, value in scope["headers"]:
             if name == b"host":
                 host_raw = value if host_raw is None else b""
@@ -193,9 +253,13 @@ class SecurityMiddleware:
                 acr_headers = value
             elif name == forwarded_name:
                 forwarded = [value] if forwarded is None else [*forwarded, value]
+            elif name == proto_name:
+                protos = [value] if protos is None else [*protos, value]
         if request_id is None or not _REQUEST_ID_RE.fullmatch(request_id):
             request_id = _new_request_id()
         https = scope.get("scheme") == "https"
+        if self.reads_proto:  # a TLS-terminating proxy we trust says how the client came
+            https = self._forwarded_secure(scope, forwarded, protos, https)
         extra: list[Header] = [(b"x-request-id", request_id)]
         cors = self.cors
         origin_allowed = cors.allows(origin)
@@ -205,12 +269,22 @@ class SecurityMiddleware:
             extra.extend(cors.response_headers)
 
         # 2. Trusted host: malformed is always refused; missing only when hosts are configured.
+        host = None
         if host_raw is None:
             if not self.hosts.allow_any:
                 await self._reject(send, "invalid_host", https, extra)
                 return
-        elif not self.hosts.allows(parse_host(host_raw)):
-            await self._reject(send, "invalid_host", https, extra)
+        else:
+            host = parse_host(host_raw)
+            if not self.hosts.allows(host):
+                await self._reject(send, "invalid_host", https, extra)
+                return
+        # HTTPS enforcement: 308 to the same path on a validated host, never the client's own.
+        if not https and self.https.redirects(path):
+            raw_path = scope.get("raw_path") or path.encode("utf-8", "replace")
+            location = self.https.location(host, raw_path, scope.get("query_string", b""))
+            extra.append((b"location", location))
+            await self._reject(send, "https_redirect", https, extra, count=False)
             return
 
         # 3. CORS preflight: answered here, before rate limiting and the app.
@@ -228,8 +302,8 @@ class SecurityMiddleware:
             return
 
         # 4. Rate limit: every bucket of this request in one atomic backend call.
-        if self.rules.enabled:
-            buckets = self.rules.match(scope["path"])
+        if self.rules.enabled and not (self.rate_exempt and self.rate_exempt.match(path)):
+            buckets = self.rules.match(path)
             peer = scope.get("client")
             client = self.clients.resolve(peer[0] if peer else None, forwarded)
             identity = rate_limit_identity(client, self.ipv6_prefix)
@@ -250,22 +324,56 @@ class SecurityMiddleware:
                     extra.append((b"retry-after", str(seconds).encode("ascii")))
                 await self._reject(send, "rate_limited", https, extra)
                 return
+        # ... then a concurrency slot: refused at once when all are taken, never queued.
+        slots = self.slots
+        if slots is not None and not slots.acquire():
+            extra.append(_RETRY_SOON)
+            await self._reject(send, "overloaded", https, extra)
+            return
+        try:
+            # 5. Body limit, declared: refuse before the app runs at all.
+            limit = self.max_body
+            if limit and content_length is not None:
+                if not content_length.isdigit():  # servers usually refuse this first; be sure
+                    await self._reject(send, "bad_request", https, extra)
+                    return
+                # int() refuses more than 4300 digits; a length that long is over any limit.
+                digits = content_length.lstrip(b"0")
+                if len(digits) > 4000 or int(digits or b"0") > limit:
+                    await self._reject(send, "too_large", https, extra)
+                    return
+            await self._app(
+                scope, receive, send, path=path, request_id=request_id, https=https, extra=extra
+            )
+        finally:
+            # 7. Whatever happened in the app: the slot is free again.
+            if slots is not None:
+                slots.release()
 
-        # 5. Body limit, declared: refuse before the app runs at all.
-        limit = self.max_body
-        if limit and content_length is not None:
-            if not content_length.isdigit():  # servers usually refuse this first; be sure
-                await self._reject(send, "bad_request", https, extra)
-                return
-            # int() refuses more than 4300 digits; a length that long is over any limit.
-            digits = content_length.lstrip(b"0")
-            if len(digits) > 4000 or int(digits or b"0") > limit:
-                await self._reject(send, "too_large", https, extra)
-                return
-
-        # 6. The app, with the header blocks added to whatever it sends.
-        block = self.headers.https if https else self.headers.http
+    async def _app(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        path: str,
+        request_id: bytes,
+        https: bool,
+        extra: list[Header],
+    ) -> None:
+        """6. The app (or the CSP report endpoint) under the deadline, its headers added."""
+        header_set = self.header_set
+        if self.path_headers:
+            header_set = self.path_headers.match(path) or header_set
+        if self.csp_nonce:  # fresh per request, and only ever in this request's scope
+            nonce = new_nonce()
+            scope["csp_nonce"] = nonce
+            block = header_set.nonce_https if https else header_set.nonce_http
+            extra += header_set.nonced(nonce.encode("ascii"))
+        else:
+            block = header_set.https if https else header_set.http
         names = self.headers.names
+        vary_origin = self.cors.enabled
         started = False
         too_large = False
 
@@ -277,13 +385,14 @@ class SecurityMiddleware:
                 started = True
                 message = dict(message)
                 message["headers"] = _merge(
-                    message.get("headers", ()), block, extra, names, cors.enabled
+                    message.get("headers", ()), block, extra, names, vary_origin
                 )
             elif too_large and not started:
                 return
             await send(message)
 
         app_receive = receive
+        limit = self.max_body
         if limit:
             received = 0
 
@@ -299,45 +408,127 @@ class SecurityMiddleware:
                         raise _BodyTooLarge
                 return message
 
+        app = self.app
+        if path == self.report_path and scope["method"] == "POST":
+
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                await self._csp_report(receive, send, request_id)
+
+        deadlines = self.deadlines
+        deadline = deadlines.enter() if deadlines is not None else None
+        timed_out = False
         try:
-            await self.app(scope, app_receive, send_decorated)
+            try:
+                await app(scope, app_receive, send_decorated)
+            finally:  # the clock stops with the app, before asgisec answers for it
+                if deadlines is not None:
+                    deadlines.leave(deadline)
         except _BodyTooLarge:
             pass  # handled below, whether the app let it through or swallowed it
+        except asyncio.CancelledError:
+            if deadline is None or not deadline.ours():
+                raise  # the server's cancellation (client gone, shutdown) goes on
+            timed_out = True
         except Exception:
+            if deadline is not None:
+                deadline.ours()  # the app turned the deadline into an error: take it back
             if not started:
                 await self._reject(send, "internal_error", https, extra, count=False)
             raise  # the app's own error goes on to the server's error handling and logs
+        if deadline is not None and deadline.expired and not timed_out:
+            timed_out = deadline.ours()  # the app swallowed the cancellation and returned
+        if timed_out:
+            if not started:
+                await self._reject(send, "timeout", https, extra)
+            else:  # too late for a 504: the response ends cut short, and is counted
+                self.counters.blocked["timeout"] += 1
+            return
         if too_large:
             if not started:
                 await self._reject(send, "too_large", https, extra)
             else:
                 self.counters.blocked["too_large"] += 1
 
+    def _forwarded_secure(
+        self, scope: Scope, forwarded: list[bytes] | None, protos: list[bytes] | None, now: bool
+    ) -> bool:
+        peer = scope.get("client")
+        proto = self.clients.forwarded_proto(
+            peer[0] if peer else None, forwarded if self.proto_in_forwarded else protos
+        )
+        return now if proto is None else proto in _SECURE_PROTOS
+
+    async def _csp_report(self, receive: Receive, send: Send, request_id: bytes) -> None:
+        """``CSP_REPORT_PATH``: read at most 64 KiB of reports, count and log them, 204."""
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > REPORT_MAX_BYTES:
+                rejection = self.rejections["too_large"]
+                self.counters.blocked["too_large"] += 1
+                await _send_canned(send, rejection)
+                return
+        count = read_reports(bytes(body), request_id.decode("ascii"))
+        if count is None:
+            self.counters.blocked["bad_request"] += 1
+            await _send_canned(send, self.rejections["bad_request"])
+            return
+        self.counters.csp_reports += count
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.excluded and self.excluded.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
         self.counters.total += 1
         scope[SCOPE_KEY] = self
-        host_raw = None
+        host_raw = origin = None
+        forwarded: list[bytes] | None = None
+        protos: list[bytes] | None = None
+        forwarded_name = self.forwarded_header
+        proto_name = self.proto_header
         for name, value in scope["headers"]:
             if name == b"host":  # repeated: malformed, as for HTTP (RFC 9112 §3.2)
                 host_raw = value if host_raw is None else b""
+            elif name == b"origin":  # repeated: not one page's origin, so none allowed
+                origin = value if origin is None else b""
+            elif name == forwarded_name:
+                forwarded = [value] if forwarded is None else [*forwarded, value]
+            elif name == proto_name:
+                protos = [value] if protos is None else [*protos, value]
         trusted = (
             self.hosts.allow_any if host_raw is None else self.hosts.allows(parse_host(host_raw))
         )
-        if trusted:
+        secure = scope.get("scheme") == "wss"
+        if self.reads_proto:
+            secure = self._forwarded_secure(scope, forwarded, protos, secure)
+        if not trusted:
+            reason = "invalid_host"
+        elif self.https.enforced and not secure:
+            reason = "https_required"  # ws:// under FORCE_HTTPS: refused, never redirected
+        elif not self.ws_origins.allows(origin, host_raw):
+            reason = "cors"  # cross-site websocket hijacking (B12)
+        else:
             await self.app(scope, receive, send)
             return
         # Refuse before accept. The handshake must be received first (ASGI order).
-        self.counters.blocked["invalid_host"] += 1
+        self.counters.blocked[reason] += 1
         message = await receive()
         if message["type"] != "websocket.connect":
             return
         if "websocket.http.response" in scope.get("extensions", {}):
-            rejection = self.rejections["invalid_host"]
+            rejection = self.rejections[reason]
             await send(
                 {
                     "type": "websocket.http.response.start",
                     "status": 403,
-                    "headers": [*rejection.headers, *self.headers.http],
+                    "headers": [*rejection.headers, *self.header_set.http],
                 }
             )
             await send({"type": "websocket.http.response.body", "body": rejection.body})
@@ -362,10 +553,16 @@ class SecurityMiddleware:
     async def _respond(
         self, send: Send, status: int, headers: list[Header], body: bytes, https: bool
     ) -> None:
-        block = self.headers.https if https else self.headers.http
+        block = self.header_set.https if https else self.header_set.http
         headers = _merge(headers, block, (), self.headers.names, self.cors.enabled)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _send_canned(send: Send, rejection: Rejection) -> None:
+    headers = list(rejection.headers)
+    await send({"type": "http.response.start", "status": rejection.status, "headers": headers})
+    await send({"type": "http.response.body", "body": rejection.body})
 
 
 def _merge(

@@ -39,5 +39,9 @@ def canned(max_request_size: int) -> dict[str, Rejection]:
         Rejection(429, "rate_limited", "Too many requests."),
         Rejection(500, "internal_error", "Internal server error."),
         Rejection(503, "unavailable", "Service temporarily unavailable."),
+        Rejection(403, "https_required", "HTTPS required."),
+        Rejection(504, "timeout", "The request took too long."),
+        Rejection(503, "overloaded", "Too many requests in progress; retry shortly."),
+        Rejection(308, "https_redirect", "Use HTTPS."),
     ]
     return {rejection.reason: rejection for rejection in rejections}

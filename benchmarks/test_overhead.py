@@ -36,6 +36,8 @@ STAGES_OFF = {
     "ALLOWED_ORIGINS": "",
     "MAX_REQUEST_SIZE": "0",
     "RATE_LIMIT_DEFAULT": "none",
+    "REQUEST_TIMEOUT": "0",
+    "MAX_CONCURRENT_REQUESTS": "0",
 }
 # Each stage on as an operator would turn it on. The rate limit is far above what a benchmark
 # can send (one token per µs, a one-second burst), so it always admits and never 429s.
@@ -45,6 +47,8 @@ STAGE_ON = {
     "ALLOWED_ORIGINS": ORIGIN,
     "MAX_REQUEST_SIZE": "1048576",
     "RATE_LIMIT_DEFAULT": "1000000/second",
+    "REQUEST_TIMEOUT": "30",  # the defaults: a deadline and a slot per request
+    "MAX_CONCURRENT_REQUESTS": "100",
 }
 
 SECURITY_HEADERS = {
@@ -178,8 +182,15 @@ CASES = [
         absent=_absent(SECURITY_HEADERS, CORS_HEADERS),
     ),
     Case(
+        "asgisec-guards",
+        "asgisec, request timeout + concurrency cap only",
+        "asgisec",
+        asgisec_app("REQUEST_TIMEOUT", "MAX_CONCURRENT_REQUESTS"),
+        absent=_absent(SECURITY_HEADERS, CORS_HEADERS, RATE_LIMIT_HEADERS),
+    ),
+    Case(
         "asgisec-full",
-        "asgisec `secure()`: hosts + headers + CORS + body + rate limit",
+        "asgisec `secure()`: hosts + headers + CORS + body + rate limit + guards",
         "asgisec",
         asgisec_full,
         present={**SECURITY_HEADERS, **CORS_HEADERS, **RATE_LIMIT_HEADERS, "x-request-id": None},

@@ -14,6 +14,7 @@ PUBLIC = [
     "BackendError",
     "ConfigError",
     "CorsConfig",
+    "GuardsConfig",
     "HeadersConfig",
     "HostsConfig",
     "RateLimitConfig",

@@ -18,6 +18,7 @@ import pytest
 
 from asgisec import (
     CorsConfig,
+    GuardsConfig,
     HostsConfig,
     RateLimitConfig,
     RequestConfig,
@@ -111,7 +112,8 @@ def _workload() -> tuple[list[Job], dict[str, int]]:
 
 @pytest.mark.anyio
 async def test_counters_are_exact_under_concurrency() -> None:
-    middleware = secured()
+    # ~300 requests at once: no concurrency cap here (it is specified in test_guards.py)
+    middleware = secured(guards=GuardsConfig(max_concurrent_requests=0))
     jobs, expected = _workload()
     random.Random(2).shuffle(jobs)
     results = await asyncio.gather(

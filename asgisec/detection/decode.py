@@ -4,9 +4,9 @@ Attackers hide payloads behind encodings that the application (or a proxy in fro
 undoes: percent-encoding, once or several times; ``+`` for space in query strings; overlong
 UTF-8 (``%c0%ae`` for ``.``); IIS's ``%u002e``; full-width and other compatibility
 characters that Unicode NFKC folds to ASCII (U+FF0E U+FF0E U+FF0F is ``../``); and HTML
-entities in values that end up in a page. :func:`normalise` undoes all of them, a bounded number of rounds, and reports
-whether encoding was still left after the last round (three rounds of encoding is never a
-browser's doing).
+entities in values that end up in a page. :func:`normalise` undoes all of them, a bounded
+number of rounds, and reports whether encoding was still left after the last round (three
+rounds of encoding is never a browser's doing).
 
 Every function here is total: any ``str`` in, a ``str`` out, never an exception.
 """

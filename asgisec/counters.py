@@ -11,19 +11,28 @@ from typing import Any
 __all__ = ["BLOCK_REASONS", "SecurityCounters"]
 
 # Why asgisec refused a request. Rate limiting is counted apart, as the guide's block does.
-BLOCK_REASONS = ("bad_request", "invalid_host", "cors", "too_large", "unavailable")
+BLOCK_REASONS = (
+    "bad_request",
+    "invalid_host",
+    "cors",
+    "too_large",
+    "unavailable",
+    "suspicious_blocked",
+    "banned",
+)
 
 
 class SecurityCounters:
     """Monotonic counts since start-up."""
 
-    __slots__ = ("blocked", "rate_limited", "suspicious", "total")
+    __slots__ = ("blocked", "by_category", "rate_limited", "suspicious", "total")
 
     def __init__(self) -> None:
         self.total = 0
         self.rate_limited = 0
-        self.suspicious = 0  # fed by suspicious-request detection once it lands
+        self.suspicious = 0  # requests with a detection finding (logged or blocked)
         self.blocked: dict[str, int] = dict.fromkeys(BLOCK_REASONS, 0)
+        self.by_category: dict[str, int] = {}  # suspicious requests by finding category
 
     @property
     def blocked_total(self) -> int:
@@ -37,4 +46,16 @@ class SecurityCounters:
             "blocked_by_reason": dict(self.blocked),
             "rate_limited_requests": self.rate_limited,
             "suspicious_requests": self.suspicious,
+            "suspicious_by_category": dict(self.by_category),
         }
+
+    def flat(self) -> dict[str, int]:
+        """Every count under one flat name, as the fleet hash in Redis stores them."""
+        flat = {
+            "total": self.total,
+            "rate_limited": self.rate_limited,
+            "suspicious": self.suspicious,
+        }
+        flat.update({f"blocked:{k}": v for k, v in self.blocked.items()})
+        flat.update({f"suspicious:{k}": v for k, v in self.by_category.items()})
+        return flat

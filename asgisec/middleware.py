@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -28,9 +29,11 @@ from .clients import ClientResolver, rate_limit_identity
 from .config import SecurityConfig
 from .cors import CorsPolicy
 from .counters import SecurityCounters
+from .detection import Detector
 from .env import validate
 from .headers import HeaderPolicy
 from .hosts import HostPolicy, parse_host
+from .observe import Exchange, Observer, read_body, replay
 from .ratelimit.backend import Decision, RateLimitBackend
 from .ratelimit.factory import backend_from_config
 from .ratelimit.memory import MemoryBackend
@@ -103,11 +106,21 @@ class SecurityMiddleware:
         self.max_body = self.config.request.max_request_size
         self.rejections = canned(self.max_body)
         self.counters = SecurityCounters()
+        detection = self.config.detection
+        self.detector = Detector(
+            detection.suspicious_mode,
+            body_limit=detection.suspicious_body_limit,
+            patterns=detection.suspicious_patterns,
+            exemptions=detection.suspicious_exemptions,
+        )
+        self.observer = Observer(self.config, self.counters, self.clients)
         self.backend: RateLimitBackend = (
             backend if backend is not None else self._backend_from_config()
         )  # not `or`: an empty MemoryBackend is falsy (it has __len__)
         # Only a remote backend holds connections worth closing at lifespan shutdown.
-        self.closes_backend = not isinstance(self.backend, MemoryBackend)
+        self.closes_backend = (
+            not isinstance(self.backend, MemoryBackend) or self.observer.shared is not None
+        )
         self.rate_limit_headers = self.config.rate_limit.rate_limit_headers
         self.legacy_headers = self.config.rate_limit.rate_limit_legacy_headers
         if not self.config.hosts.trusted_hosts:
@@ -131,8 +144,9 @@ class SecurityMiddleware:
     def health(self) -> dict[str, Any]:
         """The guide's ``checks.security`` block (see :func:`asgisec.security_health`)."""
         counts = self.counters.snapshot()
+        observed = self.observer.health_fields(counts)
         return {
-            "status": "healthy",
+            "status": observed.pop("status"),
             "blocked_requests": counts["blocked_requests"],
             "rate_limited_requests": counts["rate_limited_requests"],
             "suspicious_requests": counts["suspicious_requests"],
@@ -140,6 +154,7 @@ class SecurityMiddleware:
             "trusted_hosts_configured": self.hosts.configured,
             "total_requests": counts["total_requests"],
             "blocked_by_reason": counts["blocked_by_reason"],
+            **observed,
         }
 
     # ------------------------------------------------------------------ the pipeline
@@ -162,6 +177,7 @@ class SecurityMiddleware:
             if message["type"] == "lifespan.shutdown.complete":
                 try:
                     await self.backend.aclose()
+                    await self.observer.aclose()
                 except Exception:  # closing must never fail the shutdown
                     logger.warning("closing the rate-limit backend failed", exc_info=True)
             await send(message)
@@ -169,12 +185,20 @@ class SecurityMiddleware:
         await self.app(scope, receive, send_and_close)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange = Exchange(send)  # records status, bytes and timing; counted and logged below
+        try:
+            await self._pipeline(scope, receive, exchange)
+        finally:
+            self.observer.finish(exchange, scope)
+
+    async def _pipeline(self, scope: Scope, receive: Receive, send: Exchange) -> None:
         self.counters.total += 1
         scope[SCOPE_KEY] = self
 
         # 1. One pass over the request headers. A repeated Host or a conflicting repeated
         # Content-Length is malformed (RFC 9112 §3.2, §6.3): it becomes an unparsable value.
         host_raw = origin = request_id = acr_method = acr_headers = content_length = None
+        user_agent = referer = content_type = None
         forwarded: list[bytes] | None = None
         forwarded_name = self.forwarded_header
         for name, value in scope["headers"]:
@@ -190,10 +214,21 @@ class SecurityMiddleware:
                 acr_method = value
             elif name == b"access-control-request-headers":
                 acr_headers = value
+            elif name == b"user-agent":
+                user_agent = value
+            elif name == b"referer":
+                referer = value
+            elif name == b"content-type":
+                content_type = value
             elif name == forwarded_name:
                 forwarded = [value] if forwarded is None else [*forwarded, value]
         if request_id is None or not _REQUEST_ID_RE.fullmatch(request_id):
             request_id = _new_request_id()
+        peer = scope.get("client")
+        client = self.clients.resolve(peer[0] if peer else None, forwarded)
+        send.client = client
+        send.request_id = request_id
+        send.user_agent = user_agent
         https = scope.get("scheme") == "https"
         extra: list[Header] = [(b"x-request-id", request_id)]
         cors = self.cors
@@ -203,7 +238,11 @@ class SecurityMiddleware:
             extra.append((b"access-control-allow-origin", origin))
             extra.extend(cors.response_headers)
 
-        # 2. Trusted host: malformed is always refused; missing only when hosts are configured.
+        # 2. Blocklist and bans first, then the trusted host (malformed Host is always refused;
+        # a missing one only when hosts are configured).
+        if self.observer.bans.active and self.observer.bans.refuses(client) is not None:
+            await self._reject(send, "banned", https, extra)
+            return
         if host_raw is None:
             if not self.hosts.allow_any:
                 await self._reject(send, "invalid_host", https, extra)
@@ -226,11 +265,31 @@ class SecurityMiddleware:
             await self._respond(send, 204, headers, b"", https)
             return
 
+        # Metrics for the allowed scrapers; the path does not exist for anyone else.
+        if self.observer.metrics_path and scope["path"] == self.observer.metrics_path:
+            if not self.observer.metrics_allowed_for(client):
+                await self._reject(send, "not_found", https, extra, count=False)
+                return
+            body, kind = self.observer.metrics_body()
+            headers = [(b"content-type", kind), (b"content-length", b"%d" % len(body)), *extra]
+            await self._respond(send, 200, headers, body, https)
+            return
+
+        # 3b. Suspicious-request scan of the request line and selected headers.
+        detector = self.detector
+        if detector.enabled:
+            finding = detector.scan(
+                scope["path"], scope.get("raw_path"), scope["query_string"], user_agent, referer
+            )
+            if finding is not None:
+                self.observer.suspicious(send, finding)
+                if detector.blocks:
+                    await self._reject(send, "suspicious_blocked", https, extra)
+                    return
+
         # 4. Rate limit: every bucket of this request in one atomic backend call.
         if self.rules.enabled:
             buckets = self.rules.match(scope["path"])
-            peer = scope.get("client")
-            client = self.clients.resolve(peer[0] if peer else None, forwarded)
             identity = rate_limit_identity(client, self.ipv6_prefix)
             decision: Decision = await self.backend.consume(identity, buckets)
             if self.rate_limit_headers:
@@ -261,6 +320,22 @@ class SecurityMiddleware:
             if len(digits) > 4000 or int(digits or b"0") > limit:
                 await self._reject(send, "too_large", https, extra)
                 return
+
+        # 5b. A small form or JSON body is scanned before the app reads it, then replayed.
+        if detector.enabled and detector.wants_body(content_type, _length(content_length)):
+            assert content_type is not None
+            messages, scanned = await read_body(receive, detector.body_limit)
+            receive = replay(messages, receive)
+            finding = (
+                None
+                if scanned is None
+                else detector.scan_body(scope["path"], content_type, scanned)
+            )
+            if finding is not None:
+                self.observer.suspicious(send, finding)
+                if detector.blocks:
+                    await self._reject(send, "suspicious_blocked", https, extra)
+                    return
 
         # 6. The app, with the header blocks added to whatever it sends.
         block = self.headers.https if https else self.headers.http
@@ -298,6 +373,7 @@ class SecurityMiddleware:
                         raise _BodyTooLarge
                 return message
 
+        app_started = time.perf_counter()
         try:
             await self.app(scope, app_receive, send_decorated)
         except _BodyTooLarge:
@@ -306,6 +382,8 @@ class SecurityMiddleware:
             if not started:
                 await self._reject(send, "internal_error", https, extra, count=False)
             raise  # the app's own error goes on to the server's error handling and logs
+        finally:
+            send.app_seconds = time.perf_counter() - app_started
         if too_large:
             if not started:
                 await self._reject(send, "too_large", https, extra)
@@ -349,6 +427,8 @@ class SecurityMiddleware:
         self, send: Send, reason: str, https: bool, extra: list[Header], *, count: bool = True
     ) -> None:
         rejection: Rejection = self.rejections[reason]
+        if isinstance(send, Exchange):
+            send.reason = reason  # for the request's log line
         if count:
             if reason == "rate_limited":
                 self.counters.rate_limited += 1
@@ -365,6 +445,13 @@ class SecurityMiddleware:
         headers = _merge(headers, block, (), self.headers.names, self.cors.enabled)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _length(content_length: bytes | None) -> int | None:
+    """A declared length already checked above, as an int (None when absent or odd)."""
+    if content_length is None or not content_length.isdigit() or len(content_length) > 18:
+        return None
+    return int(content_length)
 
 
 def _merge(

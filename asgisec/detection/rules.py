@@ -71,7 +71,8 @@ _TRAVERSAL = [
     r"bash_history|ds_store)(?:$|[/\\.~]|\.bak|\.old)",
     r"(?:^|[/\\])(?:wp-config\.php|web\.config|boot\.ini|win\.ini|id_rsa|id_ed25519|"
     r"config\.php\.bak|phpinfo\.php|server-status|\.well-known/\.\.)(?![a-z0-9])",
-    r"(?:^|[^a-z])[c-e]:\\+(?:windows|winnt|boot\.ini|inetpub|users\\)",
+    r"(?:^|[^a-z])[c-e]:\\+(?:windows|winnt|boot\.ini|inetpub)",
+    r"(?:^|[/\\])var[/\\]+(?:log|lib/mysql|run/secrets)[/\\]",
     r"(?:^|[^a-z])(?:php|file|expect|phar|zip|data|glob)://(?:filter|input|/|[a-z]:|"
     r"\w{0,40}/etc)",
     r"\x00",  # a NUL cuts a path short in C-based file APIs (%00 before a fixed extension)

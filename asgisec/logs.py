@@ -91,6 +91,8 @@ def _ensure_listener(logger: logging.Logger) -> None:
     """Attach the queue handler and start the writer thread, once per process."""
     global _listener  # noqa: PLW0603 - one writer thread per process, by design
     with _listener_lock:
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)  # request lines are INFO; the root's WARNING hides them
         if logger.handlers:
             return  # the application configured this logger: it decides where lines go
         line_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
@@ -101,8 +103,6 @@ def _ensure_listener(logger: logging.Logger) -> None:
         atexit.register(_listener.stop)  # flush what is queued when the process ends
         logger.addHandler(QueueHandler(line_queue))
         logger.propagate = False
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
 
 
 class RequestLog:

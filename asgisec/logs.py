@@ -119,8 +119,11 @@ class RequestLog:
 
     def emit(self, level: int, line: dict[str, Any]) -> None:
         try:
-            line["timestamp"] = datetime.now(UTC).isoformat(timespec="milliseconds")
-            line["level"] = logging.getLevelName(level)
-            self.logger.log(level, msgspec.json.encode(line).decode("utf-8"))
+            record = {
+                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "level": logging.getLevelName(level),
+                **line,
+            }
+            self.logger.log(level, msgspec.json.encode(record).decode("utf-8"))
         except Exception:  # noqa: S110 - a log line must never cost a response
             pass

@@ -174,12 +174,14 @@ class SecurityMiddleware:
         """The app's lifespan, untouched; the backend's connections close at shutdown."""
 
         async def send_and_close(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
+            if message["type"] == "lifespan.startup.complete":
+                self.observer.start()  # shared bans load before the first request, not after
+            elif message["type"] == "lifespan.shutdown.complete":
                 try:
                     await self.backend.aclose()
-                    await self.observer.aclose()
                 except Exception:  # closing must never fail the shutdown
                     logger.warning("closing the rate-limit backend failed", exc_info=True)
+                await self.observer.aclose()  # never raises
             await send(message)
 
         await self.app(scope, receive, send_and_close)
@@ -394,22 +396,31 @@ class SecurityMiddleware:
         self.counters.total += 1
         scope[SCOPE_KEY] = self
         host_raw = None
+        forwarded: list[bytes] | None = None
         for name, value in scope["headers"]:
             if name == b"host":  # repeated: malformed, as for HTTP (RFC 9112 §3.2)
                 host_raw = value if host_raw is None else b""
+            elif name == self.forwarded_header:
+                forwarded = [value] if forwarded is None else [*forwarded, value]
         trusted = (
             self.hosts.allow_any if host_raw is None else self.hosts.allows(parse_host(host_raw))
         )
+        reason = "invalid_host"
+        if self.observer.bans.active:  # the blocklist comes first here too
+            peer = scope.get("client")
+            client = self.clients.resolve(peer[0] if peer else None, forwarded)
+            if self.observer.bans.refuses(client) is not None:
+                trusted, reason = False, "banned"
         if trusted:
             await self.app(scope, receive, send)
             return
         # Refuse before accept. The handshake must be received first (ASGI order).
-        self.counters.blocked["invalid_host"] += 1
+        self.counters.blocked[reason] += 1
         message = await receive()
         if message["type"] != "websocket.connect":
             return
         if "websocket.http.response" in scope.get("extensions", {}):
-            rejection = self.rejections["invalid_host"]
+            rejection = self.rejections[reason]
             await send(
                 {
                     "type": "websocket.http.response.start",

@@ -8,6 +8,7 @@ request id, a finding, a refusal), and hands it to :meth:`Observer.finish` in it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -204,7 +205,7 @@ class Observer:
             overhead_ms = max(0.0, (elapsed - exchange.app_seconds) * 1000)
             self.histogram.observe(overhead_ms)
             if self.shared is not None:
-                self.shared.start()
+                self.shared.start()  # no-op once running; here for servers without lifespan
             if not self.log.enabled:
                 return
             line: dict[str, Any] = {
@@ -267,6 +268,13 @@ class Observer:
             }
         return fields
 
-    async def aclose(self) -> None:
+    def start(self) -> None:
+        """Start sharing bans and counters (at lifespan start-up, or the first request)."""
         if self.shared is not None:
-            await self.shared.aclose()
+            self.shared.start()
+
+    async def aclose(self) -> None:
+        """Stop sharing, after a last sync. Never raises."""
+        if self.shared is not None:
+            with contextlib.suppress(Exception):  # shutdown goes on whatever Redis does
+                await self.shared.aclose()

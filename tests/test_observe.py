@@ -437,3 +437,22 @@ def test_containment_config_is_validated() -> None:
     )
     assert config.containment.auto_ban_threshold == 5
     assert config.detection.suspicious_mode == "block"
+
+
+@pytest.mark.anyio
+async def test_a_banned_client_cannot_open_a_websocket_either() -> None:
+    from tests.test_pipeline import WsRecorder, ws_app, ws_scope
+
+    middleware = secured(ws_app, containment=ContainmentConfig(blocked_ips=("203.0.113.0/24",)))
+    recorder = WsRecorder()
+    scope = ws_scope([(b"host", b"api.example")], extension=True)
+    await middleware(scope, recorder.receive, recorder.send)
+    start = recorder.sent[0]
+    assert start["type"] == "websocket.http.response.start"
+    assert start["status"] == 403
+    assert b'"banned"' in recorder.sent[1]["body"]
+    assert middleware.counters.blocked["banned"] == 1
+    allowed = secured(ws_app)
+    recorder = WsRecorder()
+    await allowed(scope, recorder.receive, recorder.send)
+    assert recorder.sent[0]["type"] == "websocket.accept"

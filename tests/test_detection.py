@@ -354,3 +354,58 @@ def test_scan_body_is_total(body: bytes) -> None:
 
 def test_split_query_keeps_encoding_and_blank_values() -> None:
     assert split_query("a=1&b=&c&&d=%27") == [("a", "1"), ("b", ""), ("c", ""), ("d", "%27")]
+
+
+# --------------------------------------------------------------------------- gates
+
+
+def _ungated() -> Detector:
+    """The same detector with every gate open: what the gates must never change."""
+    import re
+
+    from asgisec.detection.rules import Rule
+
+    detector = Detector()
+    rules = []
+    for rule in RULES:
+        copy = object.__new__(Rule)
+        copy.category, copy.reason, copy.pattern = rule.category, rule.reason, rule.pattern
+        copy.gate = re.compile("")
+        rules.append(copy)
+    detector.rules = tuple(rules)
+    return detector
+
+
+UNGATED = _ungated()
+
+
+def _same(value: str) -> None:
+    qs = b"q=" + quote(value, safe="").encode()
+    gated, ungated = DETECTOR.scan("/", b"/", qs, None), UNGATED.scan("/", b"/", qs, None)
+    assert _category(gated) == _category(ungated), value
+    raw = quote(value, safe="/").encode()
+    gated = DETECTOR.scan("/" + value, b"/" + raw, b"", None)
+    assert _category(gated) == _category(UNGATED.scan("/" + value, b"/" + raw, b"", None)), value
+
+
+def test_gates_change_no_verdict_on_the_corpus() -> None:
+    from tests.corpus.samples import ATTACKS, BENIGN
+
+    for sample in [*ATTACKS, *BENIGN]:
+        _same(sample.value)
+
+
+PIECES = st.sampled_from(
+    [
+        "'", '"', "`", ";", "(", ")", "=", "<", ">", "@", "#", "|", "&", "-", "/", "\\", ":",
+        "{", "}", "$", "*", "%", ".", "..", "\n", "\r", "\x00", " ", "1", "a", "x", "or",
+        "and", "union", "select", "from", "sleep", "script", "img", "onerror", "alert",
+        "javascript", "etc", "passwd", "proc", "self", "bin", "sh", "cat", "id", "ls",
+        "jndi", "ifs", "set-cookie", "order by", "having", "case when", "then", "true",
+    ]
+)  # fmt: skip
+
+
+@given(st.lists(PIECES, max_size=12).map("".join))
+def test_gates_change_no_verdict_on_generated_text(value: str) -> None:
+    _same(value)

@@ -29,6 +29,11 @@ __all__ = ["Detector", "Finding", "parse_exemptions"]
 _SQL_VERSIONED = re.compile(r"/\*!\d{0,6}")  # MySQL /*!50000union*/: the inside is executed
 _SQL_COMMENT = re.compile(r"/\*.{0,1000}?\*/|\*/", re.DOTALL)
 _SPACES = re.compile(r"[\s\x00\x0b]+")
+# What a user agent carrying a payload contains and a browser's or bot's never does.
+_UA_PAYLOAD = re.compile(r"['\"<>`$|{}\\%\r\n\x00]|--|/\*|\.\./|select|union|sleep")
+# A word (letters, digits, _ and -) or a number or date: no rule can match it (the gate test
+# in tests/test_detection.py holds this against the corpus and generated text).
+_PLAIN = re.compile(r"[A-Za-z0-9_\-]{1,200}|[0-9][0-9.,\-]{0,60}")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]{1,64}")
 _MAX_JSON_DEPTH = 32  # deeper than any real payload; a bomb is not walked further
 _MAX_JSON_STRINGS = 2_000  # strings examined per body (keys and values)
@@ -123,9 +128,10 @@ class Detector:
                 match = SCANNER_RE.search(agent)
                 if match is not None:
                     return Finding("scanner", f"Suspicious user-agent: {match.group(1)}")
-            found = self._check(agent, "header 'user-agent'", skip, decode=False)
-            if found is not None:
-                return found
+            if _UA_PAYLOAD.search(agent):  # browsers' agents never get this far
+                found = self._check(agent, "header 'user-agent'", skip, decode=False)
+                if found is not None:
+                    return found
         found = self._check(path, "path", skip, decode="%" in path)
         if found is not None:
             return found
@@ -165,9 +171,11 @@ class Detector:
         except msgspec.DecodeError:
             return None  # the app will refuse it; not ours to judge
         for name, text in _strings(document):
-            found = self._check(text, _where("JSON field", name), skip, decode=True)
+            if _PLAIN.fullmatch(text):
+                continue
+            found = self._match(text, skip, decode=True, plus=False)
             if found is not None:
-                return found
+                return Finding(found[0], f"{found[1]} in {_where('JSON field', name)}")
         return None
 
     # ------------------------------------------------------------------ matching
@@ -182,15 +190,14 @@ class Detector:
 
     def _pairs(self, query: str, kind: str, skip: frozenset[str] | None) -> Finding | None:
         for key, value in split_query(query):
-            where = None
             for text in (value, key):
-                if not text or text.isalnum():
-                    continue  # letters and digits only: nothing to decode, nothing to find
-                if where is None:
-                    where = _where(kind, normalise(key, plus=True).text)
-                found = self._check(text, where, skip, decode=True, plus=True)
+                if not text or _PLAIN.fullmatch(text):
+                    continue  # a word or a number: nothing to decode, nothing to find
+                found = self._match(text, skip, decode=True, plus=True)
                 if found is not None:
-                    return found
+                    category, reason = found
+                    where = _where(kind, normalise(key, plus=True).text)
+                    return Finding(category, f"{reason} in {where}")
         return None
 
     def _check(
@@ -200,8 +207,14 @@ class Detector:
         skip: frozenset[str] | None,
         *,
         decode: bool,
-        plus: bool = False,
     ) -> Finding | None:
+        found = self._match(text, skip, decode=decode, plus=False)
+        return None if found is None else Finding(found[0], f"{found[1]} in {where}")
+
+    def _match(
+        self, text: str, skip: frozenset[str] | None, *, decode: bool, plus: bool
+    ) -> tuple[str, str] | None:
+        """``(category, reason)`` of the first rule ``text`` matches, decoded first."""
         if text.isalnum():
             return None
         overencoded = False
@@ -219,13 +232,13 @@ class Detector:
                 subject = sql
             else:
                 subject = low
-            if rule.pattern.search(subject) is not None:
-                return Finding(rule.category, f"{rule.reason} in {where}")
+            if rule.gate.search(subject) and rule.pattern.search(subject):
+                return rule.category, rule.reason
         custom = self.custom
         if custom is not None and (skip is None or "custom" not in skip) and custom.search(text):
-            return Finding("custom", f"Custom pattern in {where}")
+            return "custom", "Custom pattern"
         if overencoded and (skip is None or "evasion" not in skip):
-            return Finding("evasion", f"Encoded more than three times in {where}")
+            return "evasion", "Encoded more than three times"
         return None
 
 

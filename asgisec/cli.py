@@ -56,6 +56,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "asgisec.tools.audit",
     "asgisec.tools.monitor",
     "asgisec.tools.check",
+    "asgisec.bans_cli",
 )
 
 
@@ -263,6 +264,8 @@ def _run_server(target: str, args: argparse.Namespace) -> int:
         # asgisec decides which proxies to believe (TRUSTED_PROXIES); uvicorn must not rewrite
         # the client address from X-Forwarded-For before asgisec sees the real peer.
         "proxy_headers": False,
+        # asgisec writes its own request line (redacted: uvicorn's would show ?token=...).
+        "access_log": not config.logging.enable_request_logging,
     }
     if workers > 1:
         # The middleware in each worker warns about memory:// buckets when it sees this.

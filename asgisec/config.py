@@ -370,6 +370,13 @@ class RateLimitConfig(_Section, frozen=True):
 
 # --------------------------------------------------------------------------- the whole
 
+from .config_observe import (  # noqa: E402 - its Structs build on _Section above
+    ContainmentConfig,
+    DetectionConfig,
+    LoggingConfig,
+    MetricsConfig,
+)
+
 
 class SecurityConfig(_Section, frozen=True):
     """Everything asgisec does, in one immutable value.
@@ -385,6 +392,10 @@ class SecurityConfig(_Section, frozen=True):
     request: RequestConfig = RequestConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
     guards: GuardsConfig = GuardsConfig()
+    detection: DetectionConfig = DetectionConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    containment: ContainmentConfig = ContainmentConfig()
 
     @classmethod
     def from_env(

@@ -64,7 +64,12 @@ def iter_options() -> Iterator[Option]:
                 field=field.name,
                 env=extra.get("env", field.name.upper()),
                 type=typ,
-                default=field.default,
+                default=(
+                    field.default_factory()  # a mutable default (`= {}`) is kept as a factory
+                    if field.default is msgspec.NODEFAULT
+                    and field.default_factory is not msgspec.NODEFAULT
+                    else field.default
+                ),
                 description=description,
                 secret=bool(extra.get("secret")),
             )

@@ -5,13 +5,16 @@ compiled from the configuration in ``__init__``; this module only moves ASGI mes
 them. Read ``_http`` top to bottom to follow a request:
 
 0. paths excluded from every check go straight to the app;
-1. one pass over the request headers (host, origin, preflight fields, request id, proxies);
-2. trusted host → HTTPS enforcement (308 to a validated host);
-3. CORS preflight (answered here: never reaches the app, never rate-limited);
+1. one pass over the request headers (host, origin, preflight fields, request id, proxies,
+   user agent) and the client's address;
+2. blocklist and bans → trusted host → HTTPS enforcement (308 to a validated host);
+3. CORS preflight (answered here: never reaches the app, never rate-limited), then the
+   metrics endpoint and the suspicious-request scan (log or block);
 4. rate limit (one backend call for all the request's buckets) → concurrency slot;
-5. body limit (declared length now, streamed bytes as they arrive);
+5. body limit (declared length now, streamed bytes as they arrive), and the scan of a small
+   form or JSON body;
 6. the app, under the deadline, with ``send`` wrapped once to add the precompiled headers;
-7. ``finally``: the slot is released.
+7. ``finally``: the slot is released; the request is counted and logged.
 
 Websocket handshakes get the host, HTTPS and Origin checks and are refused before accept.
 Refusals are responses, not exceptions, and go out decorated like any other response.
@@ -24,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -32,11 +36,13 @@ from .config import SecurityConfig
 from .cors import CorsPolicy
 from .counters import SecurityCounters
 from .csp import REPORT_MAX_BYTES, HeaderSet, new_nonce, read_reports
+from .detection import Detector
 from .env import validate
 from .guards import ConcurrencyLimit, Deadlines, WebsocketOrigins
 from .headers import HeaderPolicy
 from .hosts import HostPolicy, parse_host
 from .https import HttpsPolicy
+from .observe import Exchange, Observer, read_body, replay
 from .paths import PathMap
 from .ratelimit.backend import Decision, RateLimitBackend
 from .ratelimit.factory import backend_from_config
@@ -113,11 +119,21 @@ class SecurityMiddleware:
         self.max_body = self.config.request.max_request_size
         self.rejections = canned(self.max_body)
         self.counters = SecurityCounters()
+        detection = self.config.detection
+        self.detector = Detector(
+            detection.suspicious_mode,
+            body_limit=detection.suspicious_body_limit,
+            patterns=detection.suspicious_patterns,
+            exemptions=detection.suspicious_exemptions,
+        )
+        self.observer = Observer(self.config, self.counters, self.clients)
         self.backend: RateLimitBackend = (
             backend if backend is not None else self._backend_from_config()
         )  # not `or`: an empty MemoryBackend is falsy (it has __len__)
         # Only a remote backend holds connections worth closing at lifespan shutdown.
-        self.closes_backend = not isinstance(self.backend, MemoryBackend)
+        self.closes_backend = (
+            not isinstance(self.backend, MemoryBackend) or self.observer.shared is not None
+        )
         self.rate_limit_headers = self.config.rate_limit.rate_limit_headers
         self.legacy_headers = self.config.rate_limit.rate_limit_legacy_headers
         self._compile_guards()
@@ -183,8 +199,9 @@ class SecurityMiddleware:
     def health(self) -> dict[str, Any]:
         """The guide's ``checks.security`` block (see :func:`asgisec.security_health`)."""
         counts = self.counters.snapshot()
+        observed = self.observer.health_fields(counts)
         return {
-            "status": "healthy",
+            "status": observed.pop("status"),
             "blocked_requests": counts["blocked_requests"],
             "rate_limited_requests": counts["rate_limited_requests"],
             "suspicious_requests": counts["suspicious_requests"],
@@ -194,6 +211,7 @@ class SecurityMiddleware:
             "blocked_by_reason": counts["blocked_by_reason"],
             "csp_reports": counts["csp_reports"],
             "started_at": counts["started_at"],
+            **observed,
         }
 
     # ------------------------------------------------------------------ the pipeline
@@ -213,11 +231,14 @@ class SecurityMiddleware:
         """The app's lifespan, untouched; the backend's connections close at shutdown."""
 
         async def send_and_close(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
+            if message["type"] == "lifespan.startup.complete":
+                self.observer.start()  # shared bans load before the first request, not after
+            elif message["type"] == "lifespan.shutdown.complete":
                 try:
                     await self.backend.aclose()
                 except Exception:  # closing must never fail the shutdown
                     logger.warning("closing the rate-limit backend failed", exc_info=True)
+                await self.observer.aclose()  # never raises
             await send(message)
 
         await self.app(scope, receive, send_and_close)
@@ -228,12 +249,20 @@ class SecurityMiddleware:
         if self.excluded and self.excluded.match(path):
             await self.app(scope, receive, send)
             return
+        exchange = Exchange(send)  # records status, bytes and timing; counted and logged below
+        try:
+            await self._pipeline(scope, receive, exchange, path)
+        finally:
+            self.observer.finish(exchange, scope)
+
+    async def _pipeline(self, scope: Scope, receive: Receive, send: Exchange, path: str) -> None:
         self.counters.total += 1
         scope[SCOPE_KEY] = self
 
         # 1. One pass over the request headers. A repeated Host or a conflicting repeated
         # Content-Length is malformed (RFC 9112 §3.2, §6.3): it becomes an unparsable value.
         host_raw = origin = request_id = acr_method = acr_headers = content_length = None
+        user_agent = referer = content_type = None
         forwarded: list[bytes] | None = None
         protos: list[bytes] | None = None
         forwarded_name = self.forwarded_header
@@ -251,12 +280,23 @@ class SecurityMiddleware:
                 acr_method = value
             elif name == b"access-control-request-headers":
                 acr_headers = value
+            elif name == b"user-agent":
+                user_agent = value
+            elif name == b"referer":
+                referer = value
+            elif name == b"content-type":
+                content_type = value
             elif name == forwarded_name:
                 forwarded = [value] if forwarded is None else [*forwarded, value]
             elif name == proto_name:
                 protos = [value] if protos is None else [*protos, value]
         if request_id is None or not _REQUEST_ID_RE.fullmatch(request_id):
             request_id = _new_request_id()
+        peer = scope.get("client")
+        client = self.clients.resolve(peer[0] if peer else None, forwarded)
+        send.client = client
+        send.request_id = request_id
+        send.user_agent = user_agent
         https = scope.get("scheme") == "https"
         if self.reads_proto:  # a TLS-terminating proxy we trust says how the client came
             https = self._forwarded_secure(scope, forwarded, protos, https)
@@ -268,7 +308,12 @@ class SecurityMiddleware:
             extra.append((b"access-control-allow-origin", origin))
             extra.extend(cors.response_headers)
 
-        # 2. Trusted host: malformed is always refused; missing only when hosts are configured.
+        # 2. Blocklist and bans first, then the trusted host (malformed Host is always refused;
+        # a missing one only when hosts are configured).
+        bans = self.observer.bans
+        if bans.active and bans.refuses(client) is not None:
+            await self._reject(send, "banned", https, extra)
+            return
         host = None
         if host_raw is None:
             if not self.hosts.allow_any:
@@ -301,11 +346,32 @@ class SecurityMiddleware:
             await self._respond(send, 204, headers, b"", https)
             return
 
+        # Metrics for the allowed scrapers; the path does not exist for anyone else.
+        observer = self.observer
+        if observer.metrics_path and path == observer.metrics_path:
+            if not observer.metrics_allowed_for(client):
+                await self._reject(send, "not_found", https, extra, count=False)
+                return
+            body, kind = observer.metrics_body()
+            headers = [(b"content-type", kind), (b"content-length", b"%d" % len(body)), *extra]
+            await self._respond(send, 200, headers, body, https)
+            return
+
+        # 3b. Suspicious-request scan of the request line and selected headers.
+        detector = self.detector
+        if detector.enabled:
+            finding = detector.scan(
+                path, scope.get("raw_path"), scope["query_string"], user_agent, referer
+            )
+            if finding is not None:
+                observer.suspicious(send, finding)
+                if detector.blocks:
+                    await self._reject(send, "suspicious_blocked", https, extra)
+                    return
+
         # 4. Rate limit: every bucket of this request in one atomic backend call.
         if self.rules.enabled and not (self.rate_exempt and self.rate_exempt.match(path)):
             buckets = self.rules.match(path)
-            peer = scope.get("client")
-            client = self.clients.resolve(peer[0] if peer else None, forwarded)
             identity = rate_limit_identity(client, self.ipv6_prefix)
             decision: Decision = await self.backend.consume(identity, buckets)
             if self.rate_limit_headers:
@@ -342,6 +408,19 @@ class SecurityMiddleware:
                 if len(digits) > 4000 or int(digits or b"0") > limit:
                     await self._reject(send, "too_large", https, extra)
                     return
+            # 5b. A small form or JSON body is scanned before the app reads it, then replayed.
+            if detector.enabled and detector.wants_body(content_type, _length(content_length)):
+                assert content_type is not None
+                messages, scanned = await read_body(receive, detector.body_limit)
+                receive = replay(messages, receive)
+                finding = (
+                    None if scanned is None else detector.scan_body(path, content_type, scanned)
+                )
+                if finding is not None:
+                    observer.suspicious(send, finding)
+                    if detector.blocks:
+                        await self._reject(send, "suspicious_blocked", https, extra)
+                        return
             await self._app(
                 scope, receive, send, path=path, request_id=request_id, https=https, extra=extra
             )
@@ -354,7 +433,7 @@ class SecurityMiddleware:
         self,
         scope: Scope,
         receive: Receive,
-        send: Send,
+        send: Exchange,
         *,
         path: str,
         request_id: bytes,
@@ -417,10 +496,12 @@ class SecurityMiddleware:
         deadlines = self.deadlines
         deadline = deadlines.enter() if deadlines is not None else None
         timed_out = False
+        app_started = time.perf_counter()
         try:
             try:
                 await app(scope, app_receive, send_decorated)
             finally:  # the clock stops with the app, before asgisec answers for it
+                send.app_seconds = time.perf_counter() - app_started
                 if deadlines is not None:
                     deadlines.leave(deadline)
         except _BodyTooLarge:
@@ -448,6 +529,10 @@ class SecurityMiddleware:
                 await self._reject(send, "too_large", https, extra)
             else:
                 self.counters.blocked["too_large"] += 1
+
+    def _client(self, scope: Scope, forwarded: list[bytes] | None) -> str:
+        peer = scope.get("client")
+        return self.clients.resolve(peer[0] if peer else None, forwarded)
 
     def _forwarded_secure(
         self, scope: Scope, forwarded: list[bytes] | None, protos: list[bytes] | None, now: bool
@@ -508,7 +593,10 @@ class SecurityMiddleware:
         secure = scope.get("scheme") == "wss"
         if self.reads_proto:
             secure = self._forwarded_secure(scope, forwarded, protos, secure)
-        if not trusted:
+        bans = self.observer.bans
+        if bans.active and bans.refuses(self._client(scope, forwarded)) is not None:
+            reason = "banned"  # the blocklist comes first here too
+        elif not trusted:
             reason = "invalid_host"
         elif self.https.enforced and not secure:
             reason = "https_required"  # ws:// under FORCE_HTTPS: refused, never redirected
@@ -541,6 +629,8 @@ class SecurityMiddleware:
         self, send: Send, reason: str, https: bool, extra: list[Header], *, count: bool = True
     ) -> None:
         rejection: Rejection = self.rejections[reason]
+        if isinstance(send, Exchange):
+            send.reason = reason  # for the request's log line
         if count:
             if reason == "rate_limited":
                 self.counters.rate_limited += 1
@@ -563,6 +653,13 @@ async def _send_canned(send: Send, rejection: Rejection) -> None:
     headers = list(rejection.headers)
     await send({"type": "http.response.start", "status": rejection.status, "headers": headers})
     await send({"type": "http.response.body", "body": rejection.body})
+
+
+def _length(content_length: bytes | None) -> int | None:
+    """A declared length already checked above, as an int (None when absent or odd)."""
+    if content_length is None or not content_length.isdigit() or len(content_length) > 18:
+        return None
+    return int(content_length)
 
 
 def _merge(

@@ -1,0 +1,1 @@
+"""The measured-quality corpus for suspicious-request detection (see ``samples.py``)."""

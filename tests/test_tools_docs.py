@@ -37,7 +37,9 @@ def _tool_parsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def test_doc_names_every_option_of_every_tool() -> None:
-    assert TOOL_MODULES == ("asgisec.tools.audit", "asgisec.tools.monitor", "asgisec.tools.check")
+    assert {"asgisec.tools.audit", "asgisec.tools.monitor", "asgisec.tools.check"} <= set(
+        TOOL_MODULES
+    )
     for name, parser in _tool_parsers().items():
         for action in parser._actions:
             for flag in action.option_strings:

@@ -150,7 +150,13 @@ def polls(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = cli_env(TRUSTED_HOSTS="127.0.0.1", RATE_LIMIT_DEFAULT="10000/minute")
+    # The demo's own /health never degrades here (a test that refuses 30 of 31 requests would
+    # pass HEALTH_BLOCKED_RATE_THRESHOLD): these tests are about the monitor's thresholds.
+    env = cli_env(
+        TRUSTED_HOSTS="127.0.0.1",
+        RATE_LIMIT_DEFAULT="10000/minute",
+        HEALTH_BLOCKED_RATE_THRESHOLD="1",
+    )
     with serving(["demo", "--port", str(port)], port=port, env=env, cwd=tmp_path) as served:
         yield served.url
 

@@ -23,6 +23,7 @@ import ssl
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,29 @@ def _uvicorn(app: Any, sock: socket.socket) -> Iterator[Live]:
         sock.close()
 
 
+def _hypercorn_h2_closed_stream_bug(group: BaseExceptionGroup[BaseException]) -> bool:
+    """True when every error is hypercorn's KeyError for DATA on an already closed stream.
+
+    hypercorn 0.18's HTTP/2 protocol drops the connection with ``KeyError: <stream id>`` when
+    a DATA frame arrives for a stream whose response is already complete
+    (``hypercorn/protocol/h2.py`` ``_handle_events``; pgjones/hypercorn#329, fixes in PRs
+    #312/#334/#365, unmerged). asgisec answers 413 before reading a body that is too large, so
+    the client's remaining DATA frames can race the end of the stream. The client has its
+    answer by then; the server raises it again at shutdown. Only that error is forgiven here:
+    anything else still fails the test.
+    """
+
+    def known(error: BaseException) -> bool:
+        if isinstance(error, BaseExceptionGroup):
+            return all(known(inner) for inner in error.exceptions)
+        if not isinstance(error, KeyError):
+            return False
+        last = traceback.extract_tb(error.__traceback__)[-1]
+        return last.filename.endswith("hypercorn/protocol/h2.py") and last.name == "_handle_events"
+
+    return known(group)
+
+
 @contextlib.contextmanager
 def _hypercorn(app: Any, sock: socket.socket, *, tls: bool) -> Iterator[Live]:
     from hypercorn.asyncio import serve
@@ -133,8 +157,13 @@ def _hypercorn(app: Any, sock: socket.socket, *, tls: bool) -> Iterator[Live]:
         stop = asyncio.Event()
 
         def run() -> None:
-            loop.run_until_complete(serve(app, config, shutdown_trigger=stop.wait))
-            loop.close()
+            try:
+                loop.run_until_complete(serve(app, config, shutdown_trigger=stop.wait))
+            except BaseExceptionGroup as group:
+                if not _hypercorn_h2_closed_stream_bug(group):
+                    raise
+            finally:
+                loop.close()
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()

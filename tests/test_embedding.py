@@ -287,6 +287,7 @@ COMBINATIONS = [(framework, server) for framework in APPS for server in SERVERS]
 
 class Served:
     def __init__(self, server: Live, framework: str, seen: Seen) -> None:
+        self.server = server
         self.client = server.client()
         self.https = server.url.startswith("https:")
         self.http2 = server.http2
@@ -297,6 +298,18 @@ class Served:
         """Every response on an HTTP/2 server really was HTTP/2."""
         assert response.http_version == ("HTTP/2" if self.http2 else "HTTP/1.1")
         return response
+
+    def after_early_answer(self) -> None:
+        """A new connection after a 413 sent before the whole body arrived, on HTTP/2 only.
+
+        hypercorn 0.18 drops the whole HTTP/2 connection when DATA arrives for a stream it
+        has already answered (pgjones/hypercorn#329; see tests/live.py), so the next request
+        on that connection would fail to write. HTTP/1.1 servers keep the connection or close
+        it cleanly, and httpx reconnects by itself.
+        """
+        if self.http2:
+            self.client.close()
+            self.client = self.server.client()
 
     def get(self, path: str, **options: Any) -> httpx.Response:
         return self.check(self.client.get(path, **options))
@@ -314,8 +327,10 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
     seen = Seen()
     with live(APPS[framework](seen), server) as running:
         target = Served(running, framework, seen)
-        with target.client:
+        try:
             yield target
+        finally:
+            target.client.close()
 
 
 # --------------------------------------------------------------------------- over the wire
@@ -394,6 +409,7 @@ def test_streamed_body_over_the_limit_is_413(served: Served) -> None:
     assert _once(response, "access-control-allow-origin") == APP_ORIGIN
     _assert_security_headers(served, response)
     assert all(size <= LIMIT for size in served.seen.bodies)
+    served.after_early_answer()
     within = served.post("/upload", content=iter([b"x" * 500, b"x" * 500]))
     assert within.status_code == 200
     assert within.json() == {"received": 1000}

@@ -52,7 +52,7 @@ WORKER_FACTORY = "asgisec.cli:_worker_app"
 # The operator tools, one module each. Each has ``register(commands)``, which adds its
 # subparser with ``set_defaults(handler=...)``; a handler takes the parsed arguments and returns
 # the exit status. Tool modules import their heavy dependencies (httpx, rich) inside handlers.
-TOOL_MODULES: tuple[str, ...] = ()
+TOOL_MODULES: tuple[str, ...] = ("asgisec.bench",)
 
 
 class StartupError(Exception):

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
-__all__ = ["Series", "line_chart"]
+__all__ = ["Series", "bar_chart", "line_chart"]
 
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 _WIDTH, _HEIGHT = 720, 420
@@ -75,6 +75,8 @@ def line_chart(
     x_low, x_high = min(xs), max(xs)
     if log_x:
         x_low, x_high = 10 ** math.floor(math.log10(x_low)), 10 ** math.ceil(math.log10(x_high))
+        if x_low == x_high:  # one decade at least
+            x_high *= 10
     elif x_low == x_high:
         x_low, x_high = x_low - 1, x_high + 1
     y_low = 0.0 if y_from_zero else min(ys)
@@ -150,5 +152,39 @@ def line_chart(
             f'stroke="{colour}" stroke-width="3"/>'
         )
         out.append(f'<text x="{lx + 30}" y="{ly}">{escape(line.name)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def bar_chart(
+    title: str, bars: Sequence[tuple[str, float]], *, unit: str, highlight: str = "asgisec"
+) -> str:
+    """Horizontal bars, one per ``(label, value)``, longest scale first; labels that start with
+    ``highlight`` are drawn in the first colour, the others in grey."""
+    if not bars:
+        raise ValueError("nothing to plot")
+    row, label_w, value_w = 26, 330, 90
+    width = 760
+    height = _TOP + row * len(bars) + 24
+    high = max(value for _, value in bars) or 1.0
+    plot_w = width - label_w - value_w - _RIGHT
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="24" text-anchor="middle" font-size="15">{escape(title)}</text>',
+    ]
+    for index, (label, value) in enumerate(bars):
+        y = _TOP + index * row
+        colour = _COLOURS[0] if label.startswith(highlight) else "#999"
+        length = max(1.0, max(value, 0.0) / high * plot_w)
+        out.append(f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(label)}</text>')
+        out.append(
+            f'<rect x="{label_w}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" '
+            f'fill="{colour}"/>'
+        )
+        out.append(
+            f'<text x="{label_w + length + 6:.1f}" y="{y + 15}">{value:,.1f} {escape(unit)}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out) + "\n"

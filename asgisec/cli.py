@@ -57,6 +57,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "asgisec.tools.monitor",
     "asgisec.tools.check",
     "asgisec.bans_cli",
+    "asgisec.bench",
 )
 
 

@@ -54,8 +54,15 @@ class Deadlines:
         self.timer: asyncio.TimerHandle | None = None
 
     def enter(self) -> Deadline | None:
-        """Start the clock for the current task (None outside a task: nothing to cancel)."""
-        loop = asyncio.get_running_loop()
+        """Start the clock for the current task (None outside a task: nothing to cancel).
+
+        Outside asyncio (a trio server, or a coroutine stepped by hand) there is no loop to
+        time with: the request runs without a deadline rather than failing.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
         task = asyncio.current_task(loop)
         if task is None:
             return None

@@ -181,7 +181,17 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 # --------------------------------------------------------------------------- machine description
 
-PACKAGES = ("asgisec", "starlette", "msgspec", "pytest", "pytest-benchmark")
+PACKAGES = (
+    "asgisec",
+    "msgspec",
+    "starlette",
+    "secure",
+    "Secweb",
+    "slowapi",
+    "limits",
+    "pytest",
+    "pytest-benchmark",
+)
 
 
 def cpu_model() -> str:

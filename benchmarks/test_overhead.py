@@ -25,6 +25,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from asgisec import SecurityConfig, SecurityMiddleware, secure
 
+from . import peers
 from .conftest import HOST, ORIGIN, RESPONSE_BODY, ASGIApp, Runner, bare_app, exchange, make_scope
 
 ALLOWED_HOSTS = (HOST, "www.example.com")
@@ -78,6 +79,14 @@ def asgisec_app(*stages: str) -> Callable[[ASGIApp], ASGIApp]:
     return build
 
 
+def asgisec_app_with_limit(limit: str) -> Callable[[ASGIApp], ASGIApp]:
+    def build(app: ASGIApp) -> ASGIApp:
+        environ = {**STAGES_OFF, "RATE_LIMIT_DEFAULT": limit}
+        return SecurityMiddleware(app, SecurityConfig.from_env(environ, env_file=None))
+
+    return build
+
+
 def asgisec_full(app: ASGIApp) -> ASGIApp:
     return secure(app, config(*STAGE_ON))
 
@@ -119,10 +128,104 @@ class Case:
     absent: frozenset[str] = frozenset()
     # A request the stage must refuse, and the status it refuses it with.
     probe: tuple[Callable[[dict[str, Any]], None], int] | None = None
+    # The case whose median is subtracted to get this one's overhead (slowapi needs a router).
+    baseline: str = "bare"
 
 
 def _absent(*groups: Mapping[str, str | None]) -> frozenset[str]:
     return frozenset(name for group in groups for name in group)
+
+
+# --------------------------------------------------------------------------- the peers
+# (timed in the same run as asgisec: CASES holds them too; built in benchmarks/peers.py)
+
+PEER_HEADERS = {name.lower(): value for name, value in peers.HEADERS.items()}
+ANY_XFO = {"x-frame-options": None, "x-content-type-options": "nosniff"}
+
+PEER_CASES = [
+    Case(
+        "starlette-router",
+        "bare app as the route of a Starlette app (slowapi's baseline)",
+        "baseline",
+        peers.starlette_router,
+        absent=_absent(SECURITY_HEADERS, CORS_HEADERS),
+    ),
+    Case(
+        "user-headers",
+        "BaseHTTPMiddleware setting 6 security headers",
+        "peer",
+        peers.user_headers,
+        present=PEER_HEADERS,
+        absent=_absent(CORS_HEADERS),
+    ),
+    Case(
+        "secure-headers",
+        "secure `SecureASGIMiddleware` (default headers)",
+        "peer",
+        peers.secure_headers,
+        present=ANY_XFO,
+        absent=_absent(CORS_HEADERS),
+    ),
+    Case(
+        "secweb-headers",
+        "Secweb `SecWeb(app)` (default headers)",
+        "peer",
+        peers.secweb_headers,
+        present=ANY_XFO,
+        absent=_absent(CORS_HEADERS),
+    ),
+    Case(
+        "slowapi-memory",
+        "slowapi `SlowAPIASGIMiddleware`, memory storage",
+        "peer",
+        peers.slowapi_stack(),
+        absent=_absent(SECURITY_HEADERS, CORS_HEADERS),
+        baseline="starlette-router",
+    ),
+    Case(
+        "limits-memory",
+        "limits async fixed window, memory storage (a minimal middleware)",
+        "peer",
+        peers.limits_middleware,
+        absent=_absent(SECURITY_HEADERS, CORS_HEADERS),
+    ),
+    Case(
+        "typical-stack",
+        "typical user stack: Starlette TrustedHost + CORS + BaseHTTPMiddleware headers",
+        "peer",
+        peers.typical_stack,
+        present={**PEER_HEADERS, **CORS_HEADERS},
+        probe=(_bad_host, 400),
+    ),
+    Case(
+        "peer-full-typical-slowapi",
+        "typical user stack + slowapi (memory)",
+        "peer",
+        peers.slowapi_stack(peers.trusted_host, peers.cors, peers.user_headers),
+        present={**PEER_HEADERS, **CORS_HEADERS},
+        probe=(_bad_host, 400),
+        baseline="starlette-router",
+    ),
+    Case(
+        "peer-full-secure-slowapi",
+        "Starlette TrustedHost + CORS + secure + slowapi (memory)",
+        "peer",
+        peers.slowapi_stack(peers.trusted_host, peers.cors, peers.secure_headers),
+        present={**ANY_XFO, **CORS_HEADERS},
+        probe=(_bad_host, 400),
+        baseline="starlette-router",
+    ),
+    Case(
+        "peer-full-secweb-limits",
+        "Starlette TrustedHost + CORS + Secweb + limits (memory)",
+        "peer",
+        lambda app: peers.trusted_host(
+            peers.cors(peers.secweb_headers(peers.limits_middleware(app)))
+        ),
+        present={**ANY_XFO, **CORS_HEADERS},
+        probe=(_bad_host, 400),
+    ),
+]
 
 
 CASES = [
@@ -221,6 +324,7 @@ CASES = [
         absent=_absent(SECURITY_HEADERS),
         probe=(_bad_host, 400),
     ),
+    *PEER_CASES,
 ]
 
 
@@ -250,7 +354,28 @@ def test_overhead(benchmark: BenchmarkFixture, loop: asyncio.AbstractEventLoop, 
     runner = Runner(loop, case.build(bare_app))
     check(case, runner)
     benchmark.extra_info.update(
-        case=case.id, label=case.label, family=case.family, batch=runner.batch
+        case=case.id,
+        label=case.label,
+        family=case.family,
+        baseline=case.baseline,
+        batch=runner.batch,
     )
     benchmark(runner)
     check(case, runner)  # still the same answer after thousands of requests (e.g. never 429)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        peers.slowapi_stack(limit="2/minute"),
+        lambda app: peers.limits_middleware(app, "2/minute"),
+        asgisec_app_with_limit("2/minute"),
+    ],
+    ids=["slowapi", "limits", "asgisec"],
+)
+def test_rate_limiters_really_limit(
+    loop: asyncio.AbstractEventLoop, build: Callable[[ASGIApp], ASGIApp]
+) -> None:
+    """The rate-limit cases time a limiter that is engaged (not exempt): a tight limit bites."""
+    runner = Runner(loop, build(bare_app))
+    assert [runner.once().status for _ in range(3)] == [200, 200, 429]

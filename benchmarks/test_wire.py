@@ -101,4 +101,8 @@ def test_every_case_serves_and_a_short_load_renders_the_section(tmp_path: Path) 
     spliced = wire.splice(page, section)
     assert spliced.startswith(page.rstrip("\n"))
     assert wire.splice(spliced, section) == spliced  # replaced in place, not appended again
-    assert report.keep_sections(spliced, "# Benchmarks\n\nregenerated\n").endswith(section)
+    regenerated = f"{report.START}\nregenerated\n{report.END}"
+    rewritten = report.merge(spliced, regenerated)
+    assert "regenerated" in rewritten
+    assert rewritten.rstrip().endswith(section.rstrip())  # the wire section is kept as it was
+    assert report.merge(rewritten, regenerated) == rewritten

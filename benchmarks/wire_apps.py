@@ -146,6 +146,8 @@ def _config(storage: str) -> SecurityConfig:
             "TRUSTED_HOSTS": "127.0.0.1",
             "RATE_LIMIT_DEFAULT": LIMIT,
             "RATE_LIMIT_STORAGE_URI": storage,
+            # Like for like: the peers write no log line per request.
+            "ENABLE_REQUEST_LOGGING": "false",
         },
         env_file=None,
     )

@@ -17,6 +17,10 @@ from .driver import make_scope, run
         ("/items/{id:int}/photos", "/items/*/photos"),
         ("/files/{rest:path}", "/files/**"),
         ("/a/{x}/{y}", "/a/*/*"),
+        ("/items/<int:id>", "/items/*"),  # Quart / Werkzeug
+        ("/items/<id>/photos", "/items/*/photos"),
+        ("/files/<path:rest>", "/files/**"),
+        ("/a/{x:path}/b", "/a/*/b"),  # a path converter mid-pattern is one segment
     ],
 )
 def test_route_templates_mean_segment_wildcards(template: str, equivalent: str) -> None:

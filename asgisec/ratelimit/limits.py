@@ -77,15 +77,19 @@ class PathRule(msgspec.Struct, frozen=True):
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@%\-]+|\*")
 
 
-_TEMPLATE_RE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_]+)?\}")
+# Route templates: Starlette/FastAPI/Litestar ``{id}``, ``{id:int}``, ``{rest:path}``;
+# Quart/Flask (Werkzeug) ``<id>``, ``<int:id>``, ``<path:rest>``. Group 1 or 2 is the converter.
+_TEMPLATE_RE = re.compile(
+    r"\{[A-Za-z_][A-Za-z0-9_]*(?::([A-Za-z_]+))?\}|<(?:([A-Za-z_]+):)?[A-Za-z_][A-Za-z0-9_]*>"
+)
 
 
 def validate_pattern(pattern: str) -> str:
     """Check a path pattern: absolute, ``*`` as a whole segment, ``/**`` only at the end.
 
-    Route templates as Starlette, FastAPI and Litestar write them are accepted and mean the
-    same: ``/items/{id}`` is ``/items/*`` and a final ``{rest:path}`` is ``/**``, so a rule can
-    be copied from the route table.
+    Route templates as Starlette, FastAPI, Litestar and Quart write them are accepted and mean
+    the same: ``/items/{id}`` and ``/items/<int:id>`` are ``/items/*``, and a final
+    ``{rest:path}`` or ``<path:rest>`` is ``/**``, so a rule can be copied from the route table.
     """
     if not pattern.startswith("/"):
         raise ValueError(f"path patterns start with '/': {pattern!r}")
@@ -94,7 +98,8 @@ def validate_pattern(pattern: str) -> str:
         template = _TEMPLATE_RE.fullmatch(segment)
         if template is not None:
             last = index == len(segments_in) - 1
-            segments_in[index] = "**" if last and template.group(1) == ":path" else "*"
+            converter = template.group(1) or template.group(2)
+            segments_in[index] = "**" if last and converter == "path" else "*"
     pattern = "/".join(segments_in)
     body = pattern[:-3] if pattern.endswith("/**") else pattern
     segments = [s for s in body.split("/")[1:] if s]

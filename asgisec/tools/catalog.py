@@ -425,8 +425,8 @@ CONFIG_CHECKS: dict[str, Check] = {
     ),
     "security.W004": _C(
         "medium",
-        "No concurrency limit (MAX_CONCURRENT_REQUESTS unset or 0)",
-        "Set MAX_CONCURRENT_REQUESTS (the guide suggests 100).",
+        "No concurrency limit (MAX_CONCURRENT_REQUESTS=0)",
+        "Set MAX_CONCURRENT_REQUESTS (100, the guide's value, is the default).",
     ),
     "security.W005": _C(
         "medium",

@@ -273,13 +273,9 @@ def _switches(values: Mapping[str, str], workers: int | None) -> list[Finding]:
         )
     if _number(values, "MAX_REQUEST_SIZE") == 0:
         found.append(_finding("security.W003", "MAX_REQUEST_SIZE", "MAX_REQUEST_SIZE is 0"))
-    if not _number(values, "MAX_CONCURRENT_REQUESTS"):
+    if _number(values, "MAX_CONCURRENT_REQUESTS") == 0:  # unset: asgisec's default cap, 100
         found.append(
-            _finding(
-                "security.W004",
-                "MAX_CONCURRENT_REQUESTS",
-                "MAX_CONCURRENT_REQUESTS is unset or 0",
-            )
+            _finding("security.W004", "MAX_CONCURRENT_REQUESTS", "MAX_CONCURRENT_REQUESTS is 0")
         )
     if not limiting:
         found.append(_finding("security.W007", "RATE_LIMIT_DEFAULT", "RATE_LIMIT_DEFAULT is none"))

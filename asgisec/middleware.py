@@ -488,7 +488,7 @@ class SecurityMiddleware:
                 return message
 
         app = self.app
-        if path == self.report_path and scope["method"] == "POST":
+        if self.report_path and path == self.report_path and scope["method"] == "POST":
 
             async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 await self._csp_report(receive, send, request_id)

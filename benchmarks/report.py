@@ -72,6 +72,11 @@ CURVE_CHARTS = {
         "scaling-config.svg",
     ),
     "rules": (("rate-rules",), "rate-limit rules matching the request", "scaling-rules.svg"),
+    "detection": (
+        ("detection-query",),
+        "bytes of query string scanned",
+        "scaling-detection.svg",
+    ),
     "clients": (("memory-clients",), "distinct clients held", "scaling-clients.svg"),
 }
 
@@ -370,7 +375,7 @@ def render_scaling(points: list[Point], charts: dict[str, str]) -> str:
     add(
         "One stage on (the others off), one thing grown, the same request. *Flat* means the "
         f"largest size costs at most {FLAT_RATIO}x the smallest (differences within that are "
-        "this shared machine's noise); the rule curve is fitted with a line."
+        "this shared machine's noise); the rule and detection curves are fitted with a line."
     )
     add("")
     curves: dict[str, list[Point]] = defaultdict(list)
@@ -388,6 +393,16 @@ def render_scaling(points: list[Point], charts: dict[str, str]) -> str:
         if name == "rate-rules":
             slope = _fit_slope(curve)
             result = f"linear: {slope:.2f} µs per matching rule"
+        elif name == "detection-query":
+            # Linear: the cost per byte of the largest size is no more than FLAT_RATIO times
+            # that of the size before it (backtracking would multiply it).
+            big, before = curve[-1], curve[-2]
+            per_byte = big.median / big.size
+            linear = per_byte <= FLAT_RATIO * before.median / before.size
+            result = (
+                f"{'linear' if linear else '**superlinear**'}: "
+                f"{_fit_slope(curve) * 1000:.1f} ns per byte"
+            )
         else:
             result = "flat" if growth <= FLAT_RATIO else "**grows**"
         add(f"| {curve[0].label} | {sizes} | {values} | {growth:.2f}x | {result} |")

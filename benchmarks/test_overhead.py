@@ -39,6 +39,8 @@ STAGES_OFF = {
     "RATE_LIMIT_DEFAULT": "none",
     "REQUEST_TIMEOUT": "0",
     "MAX_CONCURRENT_REQUESTS": "0",
+    "SUSPICIOUS_MODE": "off",
+    "ENABLE_REQUEST_LOGGING": "false",
 }
 # Each stage on as an operator would turn it on. The rate limit is far above what a benchmark
 # can send (one token per µs, a one-second burst), so it always admits and never 429s.
@@ -51,6 +53,12 @@ STAGE_ON = {
     "REQUEST_TIMEOUT": "30",  # the defaults: a deadline and a slot per request
     "MAX_CONCURRENT_REQUESTS": "100",
 }
+# What no peer offers, measured on their own and in the defaults: detection scans the request
+# line, the user agent and the JSON body; a request log line goes to stderr (captured by
+# pytest, written by asgisec's writer thread, whose time counts too).
+OBSERVE_ON = {"SUSPICIOUS_MODE": "log", "ENABLE_REQUEST_LOGGING": "true"}
+# The features every full peer stack offers: hosts, headers, CORS, body, rate limit (+ guards).
+FULL_STAGES = tuple(STAGE_ON)
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -65,10 +73,11 @@ RATE_LIMIT_HEADERS = {"ratelimit-policy": None, "ratelimit": None}
 
 
 def config(*stages: str) -> SecurityConfig:
-    """Every stage off except ``stages`` (variable names of :data:`STAGE_ON`)."""
+    """Every stage off except ``stages`` (variable names of :data:`STAGE_ON` or
+    :data:`OBSERVE_ON`)."""
     environ = dict(STAGES_OFF)
     for variable in stages:
-        environ[variable] = STAGE_ON[variable]
+        environ[variable] = {**STAGE_ON, **OBSERVE_ON}[variable]
     return SecurityConfig.from_env(environ, env_file=None)
 
 
@@ -88,7 +97,11 @@ def asgisec_app_with_limit(limit: str) -> Callable[[ASGIApp], ASGIApp]:
 
 
 def asgisec_full(app: ASGIApp) -> ASGIApp:
-    return secure(app, config(*STAGE_ON))
+    return secure(app, config(*FULL_STAGES))
+
+
+def asgisec_defaults(app: ASGIApp) -> ASGIApp:
+    return secure(app, config(*FULL_STAGES, *OBSERVE_ON))
 
 
 def starlette_trusted_host(app: ASGIApp) -> ASGIApp:
@@ -290,6 +303,28 @@ CASES = [
         "asgisec",
         asgisec_app("REQUEST_TIMEOUT", "MAX_CONCURRENT_REQUESTS"),
         absent=_absent(SECURITY_HEADERS, CORS_HEADERS, RATE_LIMIT_HEADERS),
+    ),
+    Case(
+        "asgisec-detection",
+        "asgisec, suspicious-request detection only (request line, agent, JSON body)",
+        "asgisec",
+        asgisec_app("SUSPICIOUS_MODE"),
+        absent=_absent(SECURITY_HEADERS, CORS_HEADERS, RATE_LIMIT_HEADERS),
+    ),
+    Case(
+        "asgisec-logging",
+        "asgisec, request logs only (one JSON line per request to stderr)",
+        "asgisec",
+        asgisec_app("ENABLE_REQUEST_LOGGING"),
+        absent=_absent(SECURITY_HEADERS, CORS_HEADERS, RATE_LIMIT_HEADERS),
+    ),
+    Case(
+        "asgisec-defaults",
+        "asgisec `secure()` as shipped: the full stack + detection + request logs",
+        "asgisec",
+        asgisec_defaults,
+        present={**SECURITY_HEADERS, **CORS_HEADERS, **RATE_LIMIT_HEADERS, "x-request-id": None},
+        probe=(_bad_host, 400),
     ),
     Case(
         "asgisec-full",

@@ -8,6 +8,11 @@ Each curve turns on one stage (the others off, as in test_overhead.py) and grows
 * ``cors-origins``: 1 → 1,000 ``ALLOWED_ORIGINS`` (a frozenset: flat);
 * ``rate-rules``: 1 → 20 ``RATE_LIMIT_RULES`` that all match the request (one bucket each, in one
   backend call: linear in the rules that match, never in the rules configured);
+* ``detection-query``: query strings of 100 B → 64 KiB through suspicious-request detection
+  (benign parameters with quotes, commas and encoded characters, so that every value is decoded
+  and matched rather than skipped as a plain word): linear in the bytes, and the rules are
+  written so that no input makes a regex backtrack (tests/test_detection.py bounds the work per
+  byte on adversarial inputs);
 * ``memory-clients``: 10,000 → 1,000,000 distinct clients held by the memory backend
   (``RATE_LIMIT_MAX_KEYS`` raised to hold them all), each request from one of them in turn; the
   bytes each key costs are measured with tracemalloc, and a last case shows the bound: a million
@@ -31,7 +36,7 @@ from asgisec import SecurityConfig, SecurityMiddleware
 from asgisec.clients import rate_limit_identity
 from asgisec.ratelimit.memory import MemoryBackend
 
-from .conftest import HOST, ORIGIN, RESPONSE_BODY, Runner, bare_app
+from .conftest import HOST, ORIGIN, RESPONSE_BODY, Runner, bare_app, exchange
 from .conftest import _discard as discard
 from .conftest import _receive as receive
 from .test_overhead import STAGES_OFF
@@ -78,11 +83,30 @@ def _rate_rules(size: int) -> dict[str, str]:
     return {"RATE_LIMIT_RULES": ";".join(rules)}
 
 
+# Benign, but never a plain word: an apostrophe passes the SQL gate, "%2C" must be decoded.
+QUERY_UNIT = "name=O%27Brien&note=it%27s+fine%2C+really&tags=red,blue&page=2&"
+ATTACK_QUERY = b"file=..%252f..%252fetc%252fpasswd"
+
+
+def _query(size: int) -> bytes:
+    text = (QUERY_UNIT * (size // len(QUERY_UNIT) + 1))[:size]
+    return text.rpartition("&")[0].encode("ascii")  # whole parameters only, about ``size`` bytes
+
+
+def _detection(size: int) -> dict[str, str]:
+    return {"SUSPICIOUS_MODE": "log", "SUSPICIOUS_BODY_LIMIT": "0"}
+
+
 CURVES: dict[str, tuple[Any, tuple[int, ...], str]] = {
     "hosts-exact": (_hosts_exact, (1, 10, 100, 1_000, 10_000), "exact TRUSTED_HOSTS"),
     "hosts-wildcard": (_hosts_wildcard, (1, 10, 100, 1_000, 10_000), "*.domain TRUSTED_HOSTS"),
     "cors-origins": (_cors_origins, (1, 10, 100, 1_000), "ALLOWED_ORIGINS"),
     "rate-rules": (_rate_rules, (1, 2, 5, 10, 20), "RATE_LIMIT_RULES matching the request"),
+    "detection-query": (
+        _detection,
+        (100, 1_024, 4_096, 16_384, 65_536),
+        "bytes of query string scanned by detection",
+    ),
 }
 
 
@@ -102,6 +126,8 @@ def test_scaling(
     build, _, label = CURVES[curve]
     app = SecurityMiddleware(bare_app, _config(build(size)))
     runner = Runner(loop, app)
+    if curve == "detection-query":
+        runner.scope["query_string"] = _query(size)
 
     def check() -> None:
         response = runner.once()
@@ -114,6 +140,15 @@ def test_scaling(
             assert policy.count(";q=") == size  # every rule matched: one bucket each
         if curve.startswith("hosts"):
             assert app.hosts.configured == size
+        if curve == "detection-query":  # every value scanned, none flagged; an attack is
+            assert app.counters.suspicious == 0
+            probe = dict(
+                runner.scope, query_string=runner.scope["query_string"] + b"&" + ATTACK_QUERY
+            )
+            before = app.counters.suspicious
+            runner.loop.run_until_complete(exchange(app, probe))
+            assert app.counters.suspicious == before + 1
+            app.counters.suspicious = 0
 
     check()
     benchmark.extra_info.update(curve=curve, size=size, label=label, batch=runner.batch)

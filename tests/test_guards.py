@@ -958,6 +958,17 @@ async def test_csp_report_endpoint_caps_size_refuses_junk_and_forges_no_log_line
     assert middleware.counters.csp_reports == 1
 
 
+@pytest.mark.anyio
+async def test_without_a_report_path_no_request_is_taken_for_a_csp_report() -> None:
+    """Found by the 100k fuzz run: with ``CSP_REPORT_PATH`` unset (empty), a ``POST`` whose
+    path is empty matched the empty report path and was swallowed: no response, no app."""
+    middleware = secured()
+    response = await call(middleware, make_scope(method="POST", path=""))
+    assert response.status == 200
+    assert response.body == b"ok"
+    assert middleware.counters.csp_reports == 0
+
+
 # ----------------------------------------------------------------- per-path policies
 
 

@@ -9,6 +9,7 @@ the middleware and over the wire.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from urllib.parse import quote
 
 import msgspec
@@ -20,7 +21,8 @@ from asgisec import SecurityConfig
 from asgisec.config_observe import DetectionConfig
 from asgisec.detection import CATEGORIES, Detector, Finding
 from asgisec.detection.decode import normalise, split_query
-from asgisec.detection.rules import RULES, SCANNER_RE, check_pattern
+from asgisec.detection.detector import _PLAIN
+from asgisec.detection.rules import RULES, SCANNER_RE, SCANNERS, check_pattern, scanner_in
 from asgisec.errors import ConfigError
 
 DETECTOR = Detector()
@@ -409,3 +411,49 @@ PIECES = st.sampled_from(
 @given(st.lists(PIECES, max_size=12).map("".join))
 def test_gates_change_no_verdict_on_generated_text(value: str) -> None:
     _same(value)
+
+
+AGENT_PIECES = st.one_of(
+    st.sampled_from(
+        [
+            *SCANNERS,
+            *(name.upper() for name in SCANNERS),
+            "Mozilla/5.0",
+            " ",
+            "/",
+            "-",
+            "(",
+            ";",
+            "1.7",
+            "x",
+            "\xe9",
+            "\xc0",
+        ]
+    ),
+    st.binary(max_size=4).map(lambda raw: raw.decode("latin-1")),
+)
+
+
+@given(st.lists(AGENT_PIECES, max_size=8).map("".join))
+def test_the_scanner_token_gate_changes_no_verdict(agent: str) -> None:
+    """``scanner_in`` asks a token test before the fifty-name alternation: it must name the
+    same scanner as the alternation alone, for any bytes, any case, any separators."""
+    raw = agent.encode("latin-1")
+    match = SCANNER_RE.search(raw.decode("latin-1").lower())
+    assert scanner_in(raw) == (None if match is None else match.group(1))
+
+
+@given(
+    st.datetimes(),
+    st.sampled_from(["T", "t", " "]),
+    st.sampled_from(["auto", "seconds", "milliseconds", "microseconds", "minutes"]),
+    st.sampled_from(["", "Z", "z", "+02:00", "-0530"]),
+)
+def test_iso_date_times_are_plain_because_no_rule_can_match_them(
+    moment: datetime, sep: str, timespec: str, zone: str
+) -> None:
+    """JSON values such as ``2024-06-21T12:00:00Z`` are skipped without decoding or matching:
+    sound only if no rule (ungated) matches any of them."""
+    text = moment.isoformat(sep=sep, timespec=timespec) + zone
+    assert _PLAIN.fullmatch(text), text
+    assert UNGATED._match(text, None, decode=True, plus=False) is None, text

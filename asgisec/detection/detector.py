@@ -14,7 +14,6 @@ path and query are plain.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -22,7 +21,7 @@ import msgspec
 from ..ratelimit.limits import validate_pattern
 from ..ratelimit.rules import _pattern_regex, normalise_path
 from .decode import normalise, split_query
-from .rules import CATEGORIES, RULES, SCANNER_RE, Rule, check_pattern
+from .rules import CATEGORIES, RULES, Rule, check_pattern, scanner_in
 
 __all__ = ["Detector", "Finding", "parse_exemptions"]
 
@@ -30,10 +29,20 @@ _SQL_VERSIONED = re.compile(r"/\*!\d{0,6}")  # MySQL /*!50000union*/: the inside
 _SQL_COMMENT = re.compile(r"/\*.{0,1000}?\*/|\*/", re.DOTALL)
 _SPACES = re.compile(r"[\s\x00\x0b]+")
 # What a user agent carrying a payload contains and a browser's or bot's never does.
-_UA_PAYLOAD = re.compile(r"['\"<>`$|{}\\%\r\n\x00]|--|/\*|\.\./|select|union|sleep")
+# A character class alone lets `re` scan fast; the few words are substring tests.
+_UA_PAYLOAD_CHARS = re.compile(r"['\"<>`$|{}\\%\r\n\x00]")
+_UA_PAYLOAD_WORDS = ("--", "/*", "../", "select", "union", "sleep")
 # A word (letters, digits, _ and -) or a number or date: no rule can match it (the gate test
 # in tests/test_detection.py holds this against the corpus and generated text).
-_PLAIN = re.compile(r"[A-Za-z0-9_\-]{1,200}|[0-9][0-9.,\-]{0,60}")
+# An ISO 8601 date-time (the commonest non-word string in JSON APIs) is plain too: its only
+# letters are T and Z, and no rule needs a digit-bounded ':' or '+'.
+_PLAIN = re.compile(
+    r"[A-Za-z0-9_\-]{1,200}|[0-9][0-9.,\-]{0,60}"
+    r"|\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?(?:[Zz]|[+\-]\d\d:?\d\d)?"
+)
+# Paths repeat (an API has few routes): their verdicts are kept, up to this many short ones.
+_PATH_CACHE_SIZE = 4_096
+_PATH_CACHE_MAX_LEN = 256
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]{1,64}")
 _MAX_JSON_DEPTH = 32  # deeper than any real payload; a bomb is not walked further
 _MAX_JSON_STRINGS = 2_000  # strings examined per body (keys and values)
@@ -89,7 +98,7 @@ def _where(kind: str, name: str) -> str:
 class Detector:
     """Suspicious-request detection compiled from the configuration."""
 
-    __slots__ = ("blocks", "body_limit", "custom", "enabled", "exemptions", "rules")
+    __slots__ = ("blocks", "body_limit", "custom", "enabled", "exemptions", "paths", "rules")
 
     def __init__(
         self,
@@ -109,6 +118,9 @@ class Detector:
         self.exemptions = tuple(
             (_pattern_regex(pattern), names) for pattern, names in parse_exemptions(exemptions)
         )
+        # (path, raw path) → the finding in them, or None. Cleared when full: an attacker
+        # who varies paths only gets the uncached cost, and memory stays bounded.
+        self.paths: dict[tuple[str, bytes | None], Finding | None] = {}
 
     # ------------------------------------------------------------------ the request line
 
@@ -125,20 +137,16 @@ class Detector:
         if user_agent:
             agent = user_agent.decode("latin-1").lower()
             if skip is None or "scanner" not in skip:
-                match = SCANNER_RE.search(agent)
-                if match is not None:
-                    return Finding("scanner", f"Suspicious user-agent: {match.group(1)}")
-            if _UA_PAYLOAD.search(agent):  # browsers' agents never get this far
+                scanner = scanner_in(user_agent)
+                if scanner is not None:
+                    return Finding("scanner", f"Suspicious user-agent: {scanner}")
+            if _ua_payload(agent):  # browsers' agents never get this far
                 found = self._check(agent, "header 'user-agent'", skip, decode=False)
                 if found is not None:
                     return found
-        found = self._check(path, "path", skip, decode="%" in path)
+        found = self._scan_path(path, raw_path, skip)
         if found is not None:
             return found
-        if raw_path and b"%" in raw_path:
-            found = self._check(raw_path.decode("latin-1"), "path", skip, decode=True)
-            if found is not None:
-                return found
         if query:
             found = self._pairs(query.decode("utf-8", "replace"), "query parameter", skip)
             if found is not None:
@@ -148,6 +156,24 @@ class Detector:
             if found is not None:
                 return found
         return None
+
+    def _scan_path(
+        self, path: str, raw_path: bytes | None, skip: frozenset[str] | None
+    ) -> Finding | None:
+        """The finding in the path or the raw path; remembered for short paths (the verdict
+        depends on nothing else: exemptions are a function of the path)."""
+        key = (path, raw_path)
+        paths = self.paths
+        if key in paths:
+            return paths[key]
+        found = self._check(path, "path", skip, decode="%" in path)
+        if found is None and raw_path and b"%" in raw_path:
+            found = self._check(raw_path.decode("latin-1"), "path", skip, decode=True)
+        if len(path) <= _PATH_CACHE_MAX_LEN and (raw_path is None or len(raw_path) <= 1024):
+            if len(paths) >= _PATH_CACHE_SIZE:
+                paths.clear()
+            paths[key] = found
+        return found
 
     # ------------------------------------------------------------------ bodies
 
@@ -242,6 +268,13 @@ class Detector:
         return None
 
 
+def _ua_payload(agent: str) -> bool:
+    """Could this user agent carry a payload? (What a browser's or bot's never contains.)"""
+    return _UA_PAYLOAD_CHARS.search(agent) is not None or any(
+        word in agent for word in _UA_PAYLOAD_WORDS
+    )
+
+
 def _fold_sql(text: str) -> str:
     """Comments out (``1/**/union`` is ``1 union``), versioned comments opened, spaces single."""
     if "/*" in text or "*/" in text:
@@ -250,21 +283,34 @@ def _fold_sql(text: str) -> str:
     return _SPACES.sub(" ", text)
 
 
-def _strings(document: Any) -> Iterator[tuple[str, str]]:
-    """``(field name, string)`` for every key and string value of a JSON document, bounded."""
+def _strings(document: Any) -> list[tuple[str, str]]:
+    """``(field name, string)`` for every key and string value of a JSON document, bounded.
+
+    A list built in one loop rather than a generator: for the small documents most requests
+    carry this halves the walk, and the bounds (depth, strings) cap it for the rest.
+    """
+    out: list[tuple[str, str]] = []
+    append = out.append
     stack: list[tuple[str, Any, int]] = [("", document, 0)]
-    seen = 0
-    while stack and seen < _MAX_JSON_STRINGS:
+    while stack and len(out) < _MAX_JSON_STRINGS:
         name, value, depth = stack.pop()
-        if isinstance(value, str):
-            seen += 1
-            yield name, value
+        kind = type(value)
+        if kind is str:
+            append((name, value))
         elif depth >= _MAX_JSON_DEPTH:
             continue
-        elif isinstance(value, dict):
+        elif kind is dict:
             for key, item in value.items():
-                seen += 1
-                yield key, key
-                stack.append((key, item, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((name, item, depth + 1) for item in value)
+                append((key, key))
+                if type(item) is str:
+                    append((key, item))
+                elif type(item) is dict or type(item) is list:
+                    stack.append((key, item, depth + 1))
+        elif kind is list:
+            for item in value:
+                if type(item) is str:
+                    append((name, item))
+                elif type(item) is dict or type(item) is list:
+                    stack.append((name, item, depth + 1))
+    del out[_MAX_JSON_STRINGS:]
+    return out

@@ -29,6 +29,7 @@ __all__ = [
     "SCANNER_RE",
     "Rule",
     "check_pattern",
+    "scanner_in",
 ]
 
 # Every category a finding can have, in the order rules are tried.
@@ -50,6 +51,25 @@ SCANNERS = (
 SCANNER_RE = re.compile(
     r"(?<![a-z0-9])(" + "|".join(re.escape(name) for name in SCANNERS) + r")(?![a-z0-9])"
 )
+# Python's `re` tries all fifty names at every position of an agent (~10 µs for a browser's
+# 100 characters), so the detector asks a cheaper necessary condition first, on the raw bytes:
+# a name's first token (its first run of letters and digits) is a whole token of the agent
+# whenever SCANNER_RE matches, since a name starts and ends at a token boundary.
+SCANNER_FIRST_TOKENS = frozenset(
+    re.split(r"[^a-z0-9]+", name)[0].encode("ascii") for name in SCANNERS
+)
+_SEPARATORS = bytes.maketrans(
+    bytes(b for b in range(256) if not (0x61 <= b <= 0x7A or 0x30 <= b <= 0x39)),
+    b" " * (256 - 36),
+)
+
+
+def scanner_in(user_agent: bytes) -> str | None:
+    """The scanner a user agent names (matched case-insensitively, as a token), or None."""
+    if SCANNER_FIRST_TOKENS.isdisjoint(user_agent.lower().translate(_SEPARATORS).split()):
+        return None
+    match = SCANNER_RE.search(user_agent.decode("latin-1").lower())
+    return None if match is None else match.group(1)
 
 
 def _spaced(word: str) -> str:

@@ -49,12 +49,33 @@ def _valid_port(port: str) -> bool:
     return 0 < len(port) <= 5 and _DIGITS.issuperset(port) and int(port) <= 65535
 
 
+# Host values repeat (a service answers to a few names): parsed ones are kept, bounded, and
+# the cache is cleared when full so varied junk costs only the parse it would cost anyway.
+_PARSED: dict[bytes, str | None] = {}
+_PARSED_MAX = 1_024
+
+
 def parse_host(raw: bytes) -> str | None:
     """Parse a Host header value into its canonical host, or None when malformed.
 
     Canonical form: lower case, no port, no trailing dot, IPv6 bracketed and compressed.
     Total: never raises, whatever the bytes.
     """
+    try:
+        return _PARSED[raw]
+    except KeyError:
+        pass
+    except TypeError:  # a bytearray (unhashable): parsed, not kept
+        return _parse(raw)
+    host = _parse(raw)
+    if len(raw) <= _MAX_HOST_LENGTH + 8:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[raw] = host
+    return host
+
+
+def _parse(raw: bytes) -> str | None:
     try:
         value = raw.decode("ascii")
     except UnicodeDecodeError:

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -68,6 +69,7 @@ _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 # An overloaded process frees a slot within a request's time; one second is an honest retry.
 _RETRY_SOON: Header = (b"retry-after", b"1")
 _SECURE_PROTOS = (b"https", b"wss")
+_VARY_ORIGIN: Header = (b"vary", b"Origin")
 
 
 class _BodyTooLarge(Exception):
@@ -85,7 +87,9 @@ def _several_workers() -> bool:
 
 
 def _new_request_id() -> bytes:
-    return os.urandom(16).hex().encode("ascii")
+    # 128 random bits as 32 hex digits. An id must be unique, not secret: Mersenne Twister
+    # (seeded from the OS, reseeded in forked workers) costs a fraction of a getrandom call.
+    return b"%032x" % random.getrandbits(128)
 
 
 class SecurityMiddleware:
@@ -134,6 +138,10 @@ class SecurityMiddleware:
         self.closes_backend = (
             not isinstance(self.backend, MemoryBackend) or self.observer.shared is not None
         )
+        # The memory backend decides without awaiting: called directly, no coroutine per request.
+        self.consume_now = (
+            self.backend.consume_now if isinstance(self.backend, MemoryBackend) else None
+        )
         self.rate_limit_headers = self.config.rate_limit.rate_limit_headers
         self.legacy_headers = self.config.rate_limit.rate_limit_legacy_headers
         self._compile_guards()
@@ -161,9 +169,12 @@ class SecurityMiddleware:
             if guards.max_concurrent_requests
             else None
         )
-        self.excluded: PathMap[bool] = PathMap(dict.fromkeys(guards.excluded_paths, True))
-        self.rate_exempt: PathMap[bool] = PathMap(
-            dict.fromkeys(guards.rate_limit_exempt_paths, True)
+        # An empty map is None, so the per-request test is a plain truth test of an attribute.
+        self.excluded: PathMap[bool] | None = (
+            PathMap(dict.fromkeys(guards.excluded_paths, True)) or None
+        )
+        self.rate_exempt: PathMap[bool] | None = (
+            PathMap(dict.fromkeys(guards.rate_limit_exempt_paths, True)) or None
         )
         self.csp_nonce = guards.csp_nonce
         self.report_path = guards.csp_report_path
@@ -180,8 +191,11 @@ class SecurityMiddleware:
             )
 
         self.header_set = header_set({})
-        self.path_headers: PathMap[HeaderSet] = PathMap(
-            {prefix: header_set(overrides) for prefix, overrides in guards.path_headers.items()}
+        self.path_headers: PathMap[HeaderSet] | None = (
+            PathMap(
+                {prefix: header_set(overrides) for prefix, overrides in guards.path_headers.items()}
+            )
+            or None
         )
 
     def _backend_from_config(self) -> RateLimitBackend:
@@ -246,7 +260,7 @@ class SecurityMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         # 0. Paths excluded from every check (EXCLUDED_PATHS): untouched and uncounted.
         path: str = scope["path"]
-        if self.excluded and self.excluded.match(path):
+        if self.excluded is not None and self.excluded.match(path):
             await self.app(scope, receive, send)
             return
         exchange = Exchange(send)  # records status, bytes and timing; counted and logged below
@@ -261,35 +275,57 @@ class SecurityMiddleware:
 
         # 1. One pass over the request headers. A repeated Host or a conflicting repeated
         # Content-Length is malformed (RFC 9112 §3.2, §6.3): it becomes an unparsable value.
-        host_raw = origin = request_id = acr_method = acr_headers = content_length = None
-        user_agent = referer = content_type = None
-        forwarded: list[bytes] | None = None
-        protos: list[bytes] | None = None
+        # No name repeated (nearly every request): a dict built in C answers each question.
+        # Otherwise the loop below keeps the rules for repeated fields exact.
+        raw_headers = scope["headers"]
+        if type(raw_headers) is not list:
+            raw_headers = list(raw_headers)
         forwarded_name = self.forwarded_header
         proto_name = self.proto_header
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host_raw = value if host_raw is None else b""
-            elif name == b"origin":
-                origin = value
-            elif name == b"content-length":
-                content_length = value if content_length in (None, value) else b"-"
-            elif name == b"x-request-id":
-                request_id = value
-            elif name == b"access-control-request-method":
-                acr_method = value
-            elif name == b"access-control-request-headers":
-                acr_headers = value
-            elif name == b"user-agent":
-                user_agent = value
-            elif name == b"referer":
-                referer = value
-            elif name == b"content-type":
-                content_type = value
-            elif name == forwarded_name:
-                forwarded = [value] if forwarded is None else [*forwarded, value]
-            elif name == proto_name:
-                protos = [value] if protos is None else [*protos, value]
+        fields = dict(raw_headers)
+        forwarded: list[bytes] | None = None
+        protos: list[bytes] | None = None
+        if len(fields) == len(raw_headers):
+            get = fields.get
+            host_raw = get(b"host")
+            origin = get(b"origin")
+            content_length = get(b"content-length")
+            request_id = get(b"x-request-id")
+            acr_method = get(b"access-control-request-method")
+            acr_headers = get(b"access-control-request-headers")
+            user_agent = get(b"user-agent")
+            referer = get(b"referer")
+            content_type = get(b"content-type")
+            if forwarded_name and forwarded_name in fields:
+                forwarded = [fields[forwarded_name]]
+            if proto_name and proto_name in fields:
+                protos = [fields[proto_name]]
+        else:
+            host_raw = origin = request_id = acr_method = acr_headers = content_length = None
+            user_agent = referer = content_type = None
+            for name, value in raw_headers:
+                if name == b"host":
+                    host_raw = value if host_raw is None else b""
+                elif name == b"origin":
+                    origin = value
+                elif name == b"content-length":
+                    content_length = value if content_length in (None, value) else b"-"
+                elif name == b"x-request-id":
+                    request_id = value
+                elif name == b"access-control-request-method":
+                    acr_method = value
+                elif name == b"access-control-request-headers":
+                    acr_headers = value
+                elif name == b"user-agent":
+                    user_agent = value
+                elif name == b"referer":
+                    referer = value
+                elif name == b"content-type":
+                    content_type = value
+                elif name == forwarded_name:
+                    forwarded = [value] if forwarded is None else [*forwarded, value]
+                elif name == proto_name:
+                    protos = [value] if protos is None else [*protos, value]
         if request_id is None or not _REQUEST_ID_RE.fullmatch(request_id):
             request_id = _new_request_id()
         peer = scope.get("client")
@@ -370,10 +406,17 @@ class SecurityMiddleware:
                     return
 
         # 4. Rate limit: every bucket of this request in one atomic backend call.
-        if self.rules.enabled and not (self.rate_exempt and self.rate_exempt.match(path)):
+        if self.rules.enabled and not (
+            self.rate_exempt is not None and self.rate_exempt.match(path)
+        ):
             buckets = self.rules.match(path)
             identity = rate_limit_identity(client, self.ipv6_prefix)
-            decision: Decision = await self.backend.consume(identity, buckets)
+            consume_now = self.consume_now
+            decision: Decision = (
+                consume_now(identity, buckets)
+                if consume_now is not None
+                else await self.backend.consume(identity, buckets)
+            )
             if self.rate_limit_headers:
                 extra.append(self.rules.policy_header(buckets))
                 extra += state_headers(buckets, decision.results, self.legacy_headers)
@@ -442,7 +485,7 @@ class SecurityMiddleware:
     ) -> None:
         """6. The app (or the CSP report endpoint) under the deadline, its headers added."""
         header_set = self.header_set
-        if self.path_headers:
+        if self.path_headers is not None:
             header_set = self.path_headers.match(path) or header_set
         if self.csp_nonce:  # fresh per request, and only ever in this request's scope
             nonce = new_nonce()
@@ -456,9 +499,12 @@ class SecurityMiddleware:
         started = False
         too_large = False
 
+        server_send = send.send  # what the Exchange would record is recorded here directly
+
         async def send_decorated(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind == "http.response.start":
                 if too_large:
                     return  # the app answered a body it was never given: 413 goes instead
                 started = True
@@ -466,9 +512,12 @@ class SecurityMiddleware:
                 message["headers"] = _merge(
                     message.get("headers", ()), block, extra, names, vary_origin
                 )
+                send.status = message["status"]
             elif too_large and not started:
                 return
-            await send(message)
+            elif kind == "http.response.body":
+                send.bytes += len(message.get("body", b""))
+            await server_send(message)
 
         app_receive = receive
         limit = self.max_body
@@ -568,7 +617,7 @@ class SecurityMiddleware:
         await send({"type": "http.response.body", "body": b""})
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.excluded and self.excluded.match(scope["path"]):
+        if self.excluded is not None and self.excluded.match(scope["path"]):
             await self.app(scope, receive, send)
             return
         self.counters.total += 1
@@ -675,23 +724,19 @@ def _merge(
     cache never serves one origin's CORS answer to another (Starlette PR #3516).
     """
     headers = list(app_headers)
-    present: set[bytes] = set()
-    vary_at = -1
-    for index, (name, _) in enumerate(headers):
-        lowered = name.lower()
-        present.add(lowered)
-        if lowered == b"vary":
-            vary_at = index
-    for header in block:
-        if header[0] not in present:
-            headers.append(header)
-    for header in extra:
-        if header[0] not in present:
-            headers.append(header)
+    if not headers:  # asgisec's own answers: nothing of the app's to keep
+        headers = [*block, *extra]
+        if vary_origin:
+            headers.append(_VARY_ORIGIN)
+        return headers
+    present = {name.lower() for name, _ in headers}
+    headers += [header for header in block if header[0] not in present]
+    headers += [header for header in extra if header[0] not in present]
     if vary_origin:
-        if vary_at < 0:
-            headers.append((b"vary", b"Origin"))
+        if b"vary" not in present:
+            headers.append(_VARY_ORIGIN)
         else:
+            vary_at = next(i for i, (name, _) in enumerate(headers) if name.lower() == b"vary")
             name, value = headers[vary_at]
             tokens = {token.strip().lower() for token in value.split(b",")}
             if b"origin" not in tokens and b"*" not in tokens:

@@ -39,6 +39,16 @@ class MemoryBackend:
         """The synchronous core of :meth:`consume` (for tests and in-process callers)."""
         now = self.clock()
         tats = self._tats
+        if len(buckets) == 1:  # the common case (the default limit alone), without the lists
+            bucket = buckets[0]
+            key = (identity, bucket.key)
+            result = step(tats.get(key), now, bucket, cost)
+            if result.allowed:
+                tats[key] = result.tat_us
+                tats.move_to_end(key)
+                if len(tats) > self.max_keys:
+                    tats.popitem(last=False)
+            return Decision(result.allowed, (result,))
         keys = [(identity, bucket.key) for bucket in buckets]
         results = [
             step(tats.get(key), now, bucket, cost)

@@ -105,6 +105,10 @@ def state_headers(
     """
     if not results:  # the storage could not say (fail-open without a local bucket)
         return []
+    if len(results) == 1 and not legacy:  # the common case, one f-string and no generator
+        bucket, result = buckets[0], results[0]
+        text = f'"{bucket.name}";r={result.remaining};t={-(-result.reset_us // 1_000_000)}'
+        return [(b"ratelimit", text.encode("ascii"))]
     value = ", ".join(
         f'"{b.name}";r={r.remaining};t={-(-r.reset_us // 1_000_000)}'
         for b, r in zip(buckets, results, strict=True)

@@ -25,7 +25,7 @@ import pytest
 import trustme
 
 from asgisec.tools.monitor import DEFAULT_THRESHOLDS, evaluate, thresholds_from_env
-from asgisec.tools.rates import Sample, increase, prune, rates
+from asgisec.tools.rates import Sample, increase, prune, rates, sample_from_block
 
 from .servers import REPO_ROOT, cli_env, free_port, run_cli, serving
 from .tool_servers import uvicorn_serving
@@ -53,6 +53,31 @@ def test_m1_a_restart_is_a_new_series_not_a_negative_rate() -> None:
     assert reset
     assert per_hour["blocked_requests"] == 12
     assert alerts == []
+
+
+def test_fleet_totals_are_a_series_of_their_own() -> None:
+    """With workers on Redis, /health answers from one process: its counts are a part, and
+    the next poll's process looks like a restart. The fleet's totals are the series."""
+    block = {"suspicious_requests": 13, "started_at": T0 - 50, "fleet": {"suspicious_requests": 30}}
+    fleet = sample_from_block(block, T0)
+    assert (fleet.series, fleet.counters, fleet.started_at) == (
+        "fleet",
+        {"suspicious_requests": 30},
+        None,
+    )
+    local = sample_from_block(block, T0, fleet=False)
+    assert (local.series, local.counters["suspicious_requests"]) == ("process", 13)
+    assert rates([fleet], T0) == ({}, {}, None)  # no known start for the fleet's totals
+    history = [
+        fleet,
+        Sample(
+            at=T0 + 60, counters={"suspicious_requests": 17}, started_at=T0 - 1
+        ),  # not synced yet
+        Sample(at=T0 + 120, counters={"suspicious_requests": 45}, series="fleet"),
+    ]
+    _, increases, window = rates(history, T0 + 120)
+    assert increases["suspicious_requests"] == 15  # 30 -> 45: the process sample is left out
+    assert window == 120
 
 
 def test_m1_a_smaller_count_without_started_at_is_a_reset() -> None:
@@ -262,6 +287,43 @@ def test_suspicious_threshold_from_env(counters: str, tmp_path: Path) -> None:
     bad = monitor(counters, "--once", cwd=tmp_path, ALERT_THRESHOLD_SUSPICIOUS="lots")
     assert bad.returncode == 2
     assert "ALERT_THRESHOLD_SUSPICIOUS" in bad.stderr
+
+
+def test_workers_on_redis_are_judged_by_the_fleet_totals(counters: str, tmp_path: Path) -> None:
+    """Polls reach worker A, then B, then A ...: each has its own counters and started_at.
+
+    Read as one series, every poll would be a restart and each worker's count would be added
+    again (13 + 17 + 13 + 17 ... a false alarm). The fleet's totals say what happened: 30
+    suspicious requests, then no more, then 50 more.
+    """
+    state = str(tmp_path / "monitor.json")
+    start = time.time() - 600
+    workers = [
+        {"suspicious_requests": 13, "total_requests": 14, "started_at": start},
+        {"suspicious_requests": 17, "total_requests": 18, "started_at": start + 0.2},
+    ]
+    fleet = {"suspicious_requests": 30, "total_requests": 32, "blocked_requests": 0,
+             "rate_limited_requests": 0}  # fmt: skip
+    found = []
+    for index in range(6):
+        drive(counters, fleet=fleet, **workers[index % 2])
+        done = monitor(counters, "--once", "--state", state, "--format", "json", cwd=tmp_path,
+                       ALERT_THRESHOLD_SUSPICIOUS="40")  # fmt: skip
+        (poll,) = polls(done)
+        found.append(poll)
+        assert done.returncode == 0, poll
+    assert found[0]["source"] == "process"  # the first sight: the one worker's counts since start
+    assert found[0]["increases"]["suspicious_requests"] == 13
+    assert [p["source"] for p in found[1:]] == ["fleet"] * 5
+    assert [p["increases"]["suspicious_requests"] for p in found[1:]] == [0] * 5
+    assert found[-1]["counters"]["suspicious_requests"] == 30
+    drive(counters, fleet={**fleet, "suspicious_requests": 80}, **workers[0])
+    done = monitor(counters, "--once", "--state", state, "--format", "json", cwd=tmp_path,
+                   ALERT_THRESHOLD_SUSPICIOUS="40")  # fmt: skip
+    (poll,) = polls(done)
+    assert poll["increases"]["suspicious_requests"] == 50
+    assert [a["id"] for a in poll["alerts"]] == ["monitor.suspicious"]
+    assert done.returncode == 1
 
 
 @contextlib.contextmanager

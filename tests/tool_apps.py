@@ -8,8 +8,8 @@
   ``allow_origins=["*"]`` and with one origin, both with credentials (cases A11, A13).
 * ``cookie_app``: a cookie whose value is Latin-1 (not ASCII), and ``/seen``, which
   tells whether any request came back with a ``Cookie`` header.
-* ``counters_app``: a ``/health`` whose security counters, ``started_at`` and status the test
-  sets through ``POST /control``, to drive the monitor over the wire.
+* ``counters_app``: a ``/health`` whose security counters, ``started_at``, ``fleet`` totals and
+  status the test sets through ``POST /control``, to drive the monitor over the wire.
 """
 
 from __future__ import annotations
@@ -197,6 +197,8 @@ async def counters_app(scope: Scope, receive: Receive, send: Send) -> None:
             )
         }
         block |= {"security_headers_enabled": True, "trusted_hosts_configured": 1}
+        if _STATE.get("fleet"):  # the totals of every process, as asgisec reports them on Redis
+            block["fleet"] = _STATE["fleet"]
         body = {"status": _STATE["status"], "checks": {"security": block}}
         await _respond(send, _STATE["http_status"], msgspec.json.encode(body), json)
         return

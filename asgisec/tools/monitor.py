@@ -74,7 +74,8 @@ class Poll(msgspec.Struct, kw_only=True):
     at: str
     target: str
     status: str  # "ok", "alert" or "down"
-    counters: dict[str, int] = {}
+    counters: dict[str, int] = {}  # the fleet's totals when /health reports them
+    source: str = "process"  # whose counts the rates are from: "fleet" or "process"
     increases: dict[str, int] = {}
     rates_per_hour: dict[str, float] = {}
     window_seconds: float | None = None
@@ -158,8 +159,9 @@ def evaluate(
     for bad in _unhealthy(health):
         alerts.append(_alert("monitor.unhealthy", f"health check not healthy: {bad}"))
     reset = False
-    if len(history) >= 2:
-        before, after = history[-2], history[-1]
+    same = [s for s in history if s.series == history[-1].series] if history else []
+    if len(same) >= 2:
+        before, after = same[-2], same[-1]
         restarted = (
             before.started_at is not None
             and after.started_at is not None
@@ -330,9 +332,19 @@ def _poll(
         return poll
     sample = sample_from_block(block, now)
     history = state.add(sample)
+    document = health if isinstance(health, Mapping) else {}
     alerts, per_hour, increases, window, reset = evaluate(
-        history, health if isinstance(health, Mapping) else {}, now=now, thresholds=thresholds
+        history, document, now=now, thresholds=thresholds
     )
+    poll.source = sample.series
+    if window is None and sample.series == "fleet":
+        # The first sight of a fleet: its totals have no known start. The counts of the
+        # process that answered, since its own start, are a lower bound for that time.
+        local = sample_from_block(block, now, fleet=False)
+        alerts, per_hour, increases, window, reset = evaluate(
+            [local], document, now=now, thresholds=thresholds
+        )
+        poll.source = local.series
     poll.counters = sample.counters
     poll.increases = increases
     poll.rates_per_hour = {k: round(v, 3) for k, v in per_hour.items()}

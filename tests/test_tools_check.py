@@ -179,6 +179,12 @@ def test_c3_redis_urls() -> None:
         ({"WEB_CONCURRENCY": "4"}, "security.W002"),
         ({"MAX_REQUEST_SIZE": "0"}, "security.W003"),
         ({"MAX_CONCURRENT_REQUESTS": "0"}, "security.W004"),
+        # Numbers as asgisec itself reads them (a sign, underscores, spaces): the same setting.
+        ({"HSTS_MAX_AGE": "+86400"}, "security.W001"),
+        ({"HSTS_MAX_AGE": " 86_400 "}, "security.W001"),
+        ({"MAX_REQUEST_SIZE": "+0"}, "security.W003"),
+        ({"MAX_CONCURRENT_REQUESTS": "+0"}, "security.W004"),
+        ({"WEB_CONCURRENCY": "+4"}, "security.W002"),
         ({"RATE_LIMIT_DEFAULT": "none"}, "security.W007"),
         ({"ENABLE_REQUEST_LOGGING": "false"}, "security.W008"),
         ({"CSP_POLICY": ""}, "security.W009"),

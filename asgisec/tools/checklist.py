@@ -97,8 +97,9 @@ def _flag(values: Mapping[str, str], name: str) -> bool | None:
 
 
 def _number(values: Mapping[str, str], name: str) -> int | None:
+    """A whole number ≥ 0 as asgisec reads it (``+0``, `` 86_400 ``), else None."""
     raw = values.get(name, "").strip().replace("_", "")
-    return int(raw) if re.fullmatch(r"\d{1,18}", raw) else None
+    return int(raw) if re.fullmatch(r"\+?\d{1,18}", raw) else None
 
 
 def _url_password(value: str) -> str | None:

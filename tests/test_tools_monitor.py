@@ -261,6 +261,23 @@ def test_m4_a_503_is_target_down_and_counters_are_not_read(counters: str, tmp_pa
     assert "503" in poll["alerts"][0]["message"]
 
 
+def test_m4_a_block_without_counters_is_target_down_not_a_quiet_service(
+    counters: str, tmp_path: Path
+) -> None:
+    # Renamed or stringly-typed counters are not counters: no number is read, none made up.
+    drive(counters, blocked_requests="500", suspicious_requests=None, rate_limited_requests=None,
+          total_requests=1.5)  # fmt: skip
+    done = monitor(counters, "--once", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 3
+    (poll,) = polls(done)
+    assert poll["status"] == "down"
+    assert poll["counters"] == {}
+    assert [a["id"] for a in poll["alerts"]] == ["monitor.target-down"]
+    assert "no security counters" in poll["alerts"][0]["message"]
+    drive(counters, blocked_requests=0)  # one real counter is enough to be read
+    assert monitor(counters, "--once", cwd=tmp_path).returncode == 0
+
+
 def test_m4_nothing_listening_is_target_down(tmp_path: Path) -> None:
     done = monitor(f"http://127.0.0.1:{free_port()}", "--once", cwd=tmp_path)
     assert done.returncode == 3

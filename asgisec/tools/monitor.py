@@ -31,7 +31,7 @@ import msgspec
 from .catalog import MONITOR_ALERTS
 from .common import error, http_url, positive_float, positive_int
 from .model import EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
-from .rates import Sample, prune, rates, sample_from_block
+from .rates import COUNTERS, Sample, prune, rates, sample_from_block
 
 __all__ = ["DEFAULT_THRESHOLDS", "Alert", "Poll", "evaluate", "register", "run_monitor"]
 
@@ -331,6 +331,15 @@ def _poll(
         poll.alerts = [_alert("monitor.target-down", f"{url} {why}; counters not read")]
         return poll
     sample = sample_from_block(block, now)
+    if not sample.counters:
+        # A block with none of the counters (renamed, strings, a hand-written /health) would
+        # read as a quiet service forever: nothing is being monitored, so say the target is down.
+        poll.status = "down"
+        names = ", ".join(COUNTERS)
+        poll.alerts = [
+            _alert("monitor.target-down", f"{url} has no security counters ({names}); not read")
+        ]
+        return poll
     history = state.add(sample)
     document = health if isinstance(health, Mapping) else {}
     alerts, per_hour, increases, window, reset = evaluate(

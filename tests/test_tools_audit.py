@@ -256,6 +256,28 @@ def test_a13_starlette_listed_origin_is_not_a_finding(tmp_path: Path) -> None:
         assert status(report, check_id) == "pass", check_id
 
 
+# --------------------------------------------------------------------------- hostile targets
+
+
+def test_cookies_are_never_sent_back_and_a_non_ascii_cookie_is_no_crash(tmp_path: Path) -> None:
+    """Each probe stands alone: a cookie the target sets is judged, never replayed.
+
+    Replaying it both changes what later probes test (an anonymous CORS or 404 probe becomes a
+    logged-in one) and, for a Latin-1 cookie value, crashed the audit with a traceback (exit 1).
+    """
+    with uvicorn_serving("tests.tool_apps:cookie_app", cwd=tmp_path) as url:
+        done = audit(url, "--format", "json", "--probe-rate-limit", "--probe-requests", "3",
+                     cwd=tmp_path)  # fmt: skip
+        with httpx.Client(trust_env=False) as client:
+            seen = client.get(url + "/seen").text
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1, done.stderr  # the target has real findings (no CSP, ...)
+    report = json.loads(done.stdout)
+    assert report["scoring"]["tests"][1]["name"] == "cookies"
+    assert finding(report, "cookies.no-secure") is not None  # the cookie is still judged
+    assert seen == ""
+
+
 # --------------------------------------------------------------------------- unreachable
 
 

@@ -101,6 +101,8 @@ SECRETS = {
     "DATABASE_URL": "postgresql://app:Db-Pa55w0rd-81c2@db.internal:5432/app",
     "RATE_LIMIT_STORAGE_URI": "redis://:Rd-Hunter2-77aa@cache.internal:6379/0",
     "CACHE_URL": "redis://:s3@cache2.internal:6379/0",
+    # Not a valid origin, and an http:// one: both reported, the credentials never shown.
+    "ALLOWED_ORIGINS": "http://admin:Or-Pa55-9d1e@app.example.com,http://u:Lo-Pa55-4c7b@localhost",
 }
 
 
@@ -112,7 +114,8 @@ def test_secret_values_never_appear_in_any_output(tmp_path: Path, fmt: str) -> N
                  env={"ADMIN_PASSWORD": "admin", "X_FRAME_OPTIONS": "ALLOW-ALL-Zz91"})  # fmt: skip
     assert done.returncode == 1
     output = done.stdout + done.stderr
-    for secret in [*SECRETS.values(), "Db-Pa55w0rd-81c2", "Rd-Hunter2-77aa", "Pq7Wm3Xz", ":s3@"]:
+    for secret in [*SECRETS.values(), "Db-Pa55w0rd-81c2", "Rd-Hunter2-77aa", "Pq7Wm3Xz", ":s3@",
+                   "Or-Pa55-9d1e", "Lo-Pa55-4c7b"]:  # fmt: skip
         assert secret not in output, secret
     for variable in ("REDIS_PASSWORD", "SECRET_KEY", "DATABASE_URL", "CACHE_URL", "ADMIN_PASSWORD"):
         assert variable in output, variable  # named, not shown
@@ -126,8 +129,26 @@ def test_secret_values_never_appear_in_any_output(tmp_path: Path, fmt: str) -> N
         assert ("security.E001", "ADMIN_PASSWORD") in found
         assert ("security.E010", "SECRET_KEY") in found
         assert ("security.E007", "DATABASE_URL") in found
+        assert ("security.E003", "ALLOWED_ORIGINS") in found
+        assert ("security.W010", "ALLOWED_ORIGINS") in found
         assert ("security.E011", "X_FRAME_OPTIONS") in found
         assert report["errors"] == sum(f["level"] == "error" for f in report["findings"])
+
+
+def test_origins_that_do_not_parse_are_findings_not_a_traceback(tmp_path: Path) -> None:
+    env_file = tmp_path / "origins.env"
+    env_file.write_text(
+        "TRUSTED_HOSTS=api.example.com\n"
+        "ALLOWED_ORIGINS=http://[::1,http://app.example.com:99999,http://[::1]:3000\n"
+    )
+    done = check("--env-file", str(env_file), "--format", "json", cwd=tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1
+    messages = {(f["id"], f["message"]) for f in json.loads(done.stdout)["findings"]}
+    assert ("security.E003", "ALLOWED_ORIGINS allows an http:// origin") in messages
+    assert ("security.E003", "ALLOWED_ORIGINS allows http://app.example.com") in messages
+    assert ("security.W010", "ALLOWED_ORIGINS allows http://[::1]:3000") in messages
+    assert "security.E011" in {check_id for check_id, _ in messages}
 
 
 # --------------------------------------------------------------------------- the checklist
@@ -179,6 +200,12 @@ def test_c3_redis_urls() -> None:
         ({"WEB_CONCURRENCY": "4"}, "security.W002"),
         ({"MAX_REQUEST_SIZE": "0"}, "security.W003"),
         ({"MAX_CONCURRENT_REQUESTS": "0"}, "security.W004"),
+        # Numbers as asgisec itself reads them (a sign, underscores, spaces): the same setting.
+        ({"HSTS_MAX_AGE": "+86400"}, "security.W001"),
+        ({"HSTS_MAX_AGE": " 86_400 "}, "security.W001"),
+        ({"MAX_REQUEST_SIZE": "+0"}, "security.W003"),
+        ({"MAX_CONCURRENT_REQUESTS": "+0"}, "security.W004"),
+        ({"WEB_CONCURRENCY": "+4"}, "security.W002"),
         ({"RATE_LIMIT_DEFAULT": "none"}, "security.W007"),
         ({"ENABLE_REQUEST_LOGGING": "false"}, "security.W008"),
         ({"CSP_POLICY": ""}, "security.W009"),

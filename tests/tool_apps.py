@@ -6,8 +6,10 @@
   encoded ``%2e%2e`` reaches (case A18).
 * ``starlette_star`` / ``starlette_listed``: Starlette's CORSMiddleware with
   ``allow_origins=["*"]`` and with one origin, both with credentials (cases A11, A13).
-* ``counters_app``: a ``/health`` whose security counters, ``started_at`` and status the test
-  sets through ``POST /control``, to drive the monitor over the wire.
+* ``cookie_app``: a cookie whose value is Latin-1 (not ASCII), and ``/seen``, which
+  tells whether any request came back with a ``Cookie`` header.
+* ``counters_app``: a ``/health`` whose security counters, ``started_at``, ``fleet`` totals and
+  status the test sets through ``POST /control``, to drive the monitor over the wire.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["counters_app", "starlette_listed", "starlette_star", "weak_app"]
+__all__ = ["cookie_app", "counters_app", "starlette_listed", "starlette_star", "weak_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -94,6 +96,29 @@ async def weak_app(scope: Scope, receive: Receive, send: Send) -> None:
         await _respond(send, 200, b'{"status": "ok"}', headers)
     else:
         await _respond(send, 500, _traceback(), [(b"content-type", b"text/plain"), *headers[1:]])
+
+
+_cookies_seen: list[bytes] = []
+
+
+async def cookie_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] != "http":
+        return
+    cookie = dict(scope["headers"]).get(b"cookie")
+    if scope["path"] == "/seen":
+        await _respond(send, 200, b"\n".join(_cookies_seen), [(b"content-type", b"text/plain")])
+        return
+    if cookie is not None:
+        _cookies_seen.append(cookie)
+    headers = [
+        (b"content-type", b"application/json"),
+        # Latin-1, as legacy servers send it: not ASCII, not even valid UTF-8.
+        (b"set-cookie", "name=Zoë; Path=/; HttpOnly; SameSite=Lax".encode("latin-1")),
+    ]
+    await _respond(send, 200, b'{"status": "ok"}', headers)
 
 
 def _starlette(origins: list[str]) -> Any:
@@ -172,6 +197,8 @@ async def counters_app(scope: Scope, receive: Receive, send: Send) -> None:
             )
         }
         block |= {"security_headers_enabled": True, "trusted_hosts_configured": 1}
+        if _STATE.get("fleet"):  # the totals of every process, as asgisec reports them on Redis
+            block["fleet"] = _STATE["fleet"]
         body = {"status": _STATE["status"], "checks": {"security": block}}
         await _respond(send, _STATE["http_status"], msgspec.json.encode(body), json)
         return

@@ -97,8 +97,9 @@ def _flag(values: Mapping[str, str], name: str) -> bool | None:
 
 
 def _number(values: Mapping[str, str], name: str) -> int | None:
+    """A whole number ≥ 0 as asgisec reads it (``+0``, `` 86_400 ``), else None."""
     raw = values.get(name, "").strip().replace("_", "")
-    return int(raw) if re.fullmatch(r"\d{1,18}", raw) else None
+    return int(raw) if re.fullmatch(r"\+?\d{1,18}", raw) else None
 
 
 def _url_password(value: str) -> str | None:
@@ -173,6 +174,27 @@ def _secrets(values: Mapping[str, str]) -> list[Finding]:
     return found
 
 
+def _origin_host(origin: str) -> tuple[str | None, str]:
+    """An http:// origin's host, and the origin as shown: ``http://host[:port]`` only.
+
+    A ``user:password@`` in it is never printed; an origin that does not parse is named
+    by its scheme.
+    """
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname
+    except ValueError:
+        return None, "an http:// origin"
+    if not host:
+        return None, "an http:// origin"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    name = f"[{host}]" if ":" in host else host
+    return host, f"http://{name}" + (f":{port}" if port is not None else "")
+
+
 def _origins_and_hosts(values: Mapping[str, str]) -> list[Finding]:
     found = []
     origins = [o.strip() for o in values.get("ALLOWED_ORIGINS", "").split(",") if o.strip()]
@@ -182,9 +204,9 @@ def _origins_and_hosts(values: Mapping[str, str]) -> list[Finding]:
         )
     for origin in origins:
         if origin.lower().startswith("http://"):
-            host = urlsplit(origin).hostname
-            check_id = "security.W010" if _loopback(host) else "security.E003"
-            found.append(_finding(check_id, "ALLOWED_ORIGINS", f"ALLOWED_ORIGINS allows {origin}"))
+            host, shown = _origin_host(origin)
+            check_id = "security.W010" if host and _loopback(host) else "security.E003"
+            found.append(_finding(check_id, "ALLOWED_ORIGINS", f"ALLOWED_ORIGINS allows {shown}"))
     hosts = [h.strip() for h in values.get("TRUSTED_HOSTS", "").split(",") if h.strip()]
     if not hosts:
         found.append(

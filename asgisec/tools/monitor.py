@@ -31,7 +31,7 @@ import msgspec
 from .catalog import MONITOR_ALERTS
 from .common import error, http_url, positive_float, positive_int
 from .model import EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
-from .rates import Sample, prune, rates, sample_from_block
+from .rates import COUNTERS, Sample, prune, rates, sample_from_block
 
 __all__ = ["DEFAULT_THRESHOLDS", "Alert", "Poll", "evaluate", "register", "run_monitor"]
 
@@ -74,7 +74,8 @@ class Poll(msgspec.Struct, kw_only=True):
     at: str
     target: str
     status: str  # "ok", "alert" or "down"
-    counters: dict[str, int] = {}
+    counters: dict[str, int] = {}  # the fleet's totals when /health reports them
+    source: str = "process"  # whose counts the rates are from: "fleet" or "process"
     increases: dict[str, int] = {}
     rates_per_hour: dict[str, float] = {}
     window_seconds: float | None = None
@@ -158,8 +159,9 @@ def evaluate(
     for bad in _unhealthy(health):
         alerts.append(_alert("monitor.unhealthy", f"health check not healthy: {bad}"))
     reset = False
-    if len(history) >= 2:
-        before, after = history[-2], history[-1]
+    same = [s for s in history if s.series == history[-1].series] if history else []
+    if len(same) >= 2:
+        before, after = same[-2], same[-1]
         restarted = (
             before.started_at is not None
             and after.started_at is not None
@@ -329,10 +331,29 @@ def _poll(
         poll.alerts = [_alert("monitor.target-down", f"{url} {why}; counters not read")]
         return poll
     sample = sample_from_block(block, now)
+    if not sample.counters:
+        # A block with none of the counters (renamed, strings, a hand-written /health) would
+        # read as a quiet service forever: nothing is being monitored, so say the target is down.
+        poll.status = "down"
+        names = ", ".join(COUNTERS)
+        poll.alerts = [
+            _alert("monitor.target-down", f"{url} has no security counters ({names}); not read")
+        ]
+        return poll
     history = state.add(sample)
+    document = health if isinstance(health, Mapping) else {}
     alerts, per_hour, increases, window, reset = evaluate(
-        history, health if isinstance(health, Mapping) else {}, now=now, thresholds=thresholds
+        history, document, now=now, thresholds=thresholds
     )
+    poll.source = sample.series
+    if window is None and sample.series == "fleet":
+        # The first sight of a fleet: its totals have no known start. The counts of the
+        # process that answered, since its own start, are a lower bound for that time.
+        local = sample_from_block(block, now, fleet=False)
+        alerts, per_hour, increases, window, reset = evaluate(
+            [local], document, now=now, thresholds=thresholds
+        )
+        poll.source = local.series
     poll.counters = sample.counters
     poll.increases = increases
     poll.rates_per_hour = {k: round(v, 3) for k, v in per_hour.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import time
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,6 +48,25 @@ MAX_PROBE_RATE = 100.0  # requests per second
 
 class Unreachable(Exception):
     """Nothing answered at the target: exit status 3."""
+
+
+def _client(verify: ssl.SSLContext | bool, timeout: float, user_agent: str) -> httpx.Client:
+    """A client that never stores a cookie: every probe is sent as a stranger would send it.
+
+    Replaying the target's cookies would turn the anonymous probes into logged-in ones, and
+    a cookie that is not ASCII cannot even be sent back (httpx raises while building the
+    request). Cookies are still judged: from each response's own ``Set-Cookie``.
+    """
+    import httpx  # noqa: PLC0415 - the `tools` extra
+
+    return httpx.Client(
+        verify=verify,
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"user-agent": user_agent},
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # accepts none
+    )
 
 
 def _record(response: httpx.Response, body: bytes) -> Response:
@@ -127,10 +147,7 @@ def observe(
     """Send the audit's fixed requests to ``target``; raises :class:`Unreachable`."""
     import httpx  # noqa: PLC0415 - the `tools` extra
 
-    headers = {"user-agent": user_agent}
-    with httpx.Client(
-        verify=verify, timeout=timeout, follow_redirects=False, trust_env=False, headers=headers
-    ) as client:
+    with _client(verify, timeout, user_agent) as client:
         try:
             chain = _follow(client, target)
         except httpx.HTTPError as exc:
@@ -205,9 +222,7 @@ def probe_rate_limit(
     pause = 1.0 / max(0.1, min(rate, MAX_PROBE_RATE))
     limited: Response | None = None
     sent = 0
-    with httpx.Client(
-        verify=verify, timeout=timeout, trust_env=False, headers={"user-agent": user_agent}
-    ) as client:
+    with _client(verify, timeout, user_agent) as client:
         started = time.monotonic()
         for sent in range(1, count + 1):
             try:

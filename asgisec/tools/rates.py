@@ -37,18 +37,33 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
     at: float  # Unix time of the poll
     counters: dict[str, int]  # only the counters the target reported
     started_at: float | None = None  # the target's own start time, when it reports one
+    # "process": the counters of the one process that answered; "fleet": the totals every
+    # process adds to Redis (the block's ``fleet``). Rates only compare samples of a kind.
+    series: str = "process"
 
 
-def sample_from_block(block: Mapping[str, Any], at: float) -> Sample:
-    """The counters of a ``checks.security`` block; missing or non-integer ones are left out."""
-    counters = {
+def _counts(block: Mapping[str, Any]) -> dict[str, int]:
+    return {
         name: value
         for name in COUNTERS
         if isinstance(value := block.get(name), int) and not isinstance(value, bool) and value >= 0
     }
+
+
+def sample_from_block(block: Mapping[str, Any], at: float, *, fleet: bool = True) -> Sample:
+    """The counters of a ``checks.security`` block; missing or non-integer ones are left out.
+
+    With several worker processes sharing Redis, each poll reaches one of them: its own
+    counters are a part of the traffic, and another process's on the next poll would look
+    like a restart. The block's ``fleet`` totals (every process's counts) are used instead
+    when present; they outlive any one process, so they have no ``started_at``.
+    """
+    shared = block.get("fleet")
+    if fleet and isinstance(shared, Mapping) and (counters := _counts(shared)):
+        return Sample(at=at, counters=counters, series="fleet")
     started = block.get("started_at")
     started_at = float(started) if isinstance(started, int | float) and started > 0 else None
-    return Sample(at=at, counters=counters, started_at=started_at)
+    return Sample(at=at, counters=_counts(block), started_at=started_at)
 
 
 def _restarted(previous: Sample, current: Sample) -> bool:
@@ -93,9 +108,10 @@ def rates(
     single sample or the target started within the horizon: the counts are all since that
     start. With one sample and no ``started_at``, nothing is known yet.
     """
-    window = prune(samples, now, horizon)
-    if not window:
+    if not samples:
         return {}, {}, None
+    series = max(samples, key=lambda s: s.at).series  # a fleet's totals never mix with a process's
+    window = prune([s for s in samples if s.series == series], now, horizon)
     first = window[0]
     started = first.started_at
     # The target's start is a known zero: use it as the baseline when it is the only history

@@ -511,6 +511,28 @@ async def test_many_requests_each_get_their_own_deadline() -> None:
     assert middleware.counters.blocked["timeout"] == 10
 
 
+@pytest.mark.anyio
+async def test_a_body_trickled_into_the_detection_scan_is_under_the_deadline() -> None:
+    # A JSON or form body is read for the suspicious-request scan before the app runs; a
+    # client that sends half of it and stalls must not hold its concurrency slot (and the
+    # request) past REQUEST_TIMEOUT: 100 such connections would refuse everyone with 503.
+    slow_body = make_scope(
+        "POST", headers=[("content-type", "application/json"), ("content-length", "60")]
+    )
+    middleware = secured(request_timeout=0.05, max_concurrent_requests=1)
+    recorder = Recorder()
+    recorder.inbox = [{"type": "http.request", "body": b'{"a":', "more_body": True}]  # ...stall
+    await asyncio.wait_for(middleware(slow_body, recorder.receive, recorder.send), 5)
+    response = recorder.response()
+    assert response.status == 504
+    assert response.header("x-content-type-options") == "nosniff"
+    assert middleware.counters.blocked["timeout"] == 1
+    assert middleware.slots is not None
+    assert middleware.slots.in_use == 0
+    assert (await call(middleware, make_scope())).status == 200
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
 def test_the_deadline_works_on_each_new_event_loop() -> None:
     async def sleepy(scope: Any, receive: Any, send: Any) -> None:
         await asyncio.sleep(3600)

@@ -545,12 +545,14 @@ class SecurityMiddleware:
                 await self._reject(send, "timeout", https, extra)
             else:  # too late for a 504: the response ends cut short, and is counted
                 self.counters.blocked["timeout"] += 1
+                send.reason = "timeout"  # and its log line says so
             return
         if too_large:
             if not started:
                 await self._reject(send, "too_large", https, extra)
             else:
                 self.counters.blocked["too_large"] += 1
+                send.reason = "too_large"
 
     def _client(self, scope: Scope, forwarded: list[bytes] | None) -> str:
         peer = scope.get("client")

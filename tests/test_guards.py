@@ -35,6 +35,7 @@ from asgisec.guards import WebsocketOrigins
 from asgisec.guards_config import normalise_path_prefix
 from asgisec.hosts import HostPolicy
 from asgisec.https import HttpsPolicy
+from asgisec.logs import LOGGER_NAME
 from asgisec.paths import PathMap
 from asgisec.ratelimit.memory import MemoryBackend
 from tests.driver import Response, call, make_scope
@@ -432,6 +433,33 @@ async def test_timeout_after_the_response_started_cuts_it_and_counts() -> None:
     assert bodies == [{"type": "http.response.body", "body": b"part", "more_body": True}]
     assert slow.cancelled == 1
     assert middleware.counters.blocked["timeout"] == 1
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(msgspec.json.decode(record.getMessage()))
+
+
+@pytest.mark.anyio
+async def test_a_response_cut_by_the_deadline_is_logged_as_a_timeout() -> None:
+    # Counted as `timeout`, so its request line says so: an operator looking for the cut
+    # download must not find a plain INFO 200 "Request".
+    handler = _Lines()
+    requests_logger = logging.getLogger(LOGGER_NAME)
+    requests_logger.addHandler(handler)
+    try:
+        middleware = secured(Slow(start_first=True), request_timeout=0.05)
+        recorder = Recorder()
+        await middleware(make_scope(), recorder.receive, recorder.send)
+    finally:
+        requests_logger.removeHandler(handler)
+    assert middleware.counters.blocked["timeout"] == 1
+    (line,) = handler.lines
+    assert (line["level"], line["status"], line["reason"]) == ("WARNING", 200, "timeout")
 
 
 @pytest.mark.anyio

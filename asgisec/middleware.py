@@ -11,9 +11,9 @@ them. Read ``_http`` top to bottom to follow a request:
 3. CORS preflight (answered here: never reaches the app, never rate-limited), then the
    metrics endpoint and the suspicious-request scan (log or block);
 4. rate limit (one backend call for all the request's buckets) → concurrency slot;
-5. body limit (declared length now, streamed bytes as they arrive), and the scan of a small
-   form or JSON body;
-6. the app, under the deadline, with ``send`` wrapped once to add the precompiled headers;
+5. body limit (declared length now, streamed bytes as they arrive);
+6. under the deadline: the scan of a small form or JSON body, then the app, with ``send``
+   wrapped once to add the precompiled headers;
 7. ``finally``: the slot is released; the request is counted and logged.
 
 Websocket handshakes get the host, HTTPS and Origin checks and are refused before accept.

@@ -11,9 +11,9 @@ them. Read ``_http`` top to bottom to follow a request:
 3. CORS preflight (answered here: never reaches the app, never rate-limited), then the
    metrics endpoint and the suspicious-request scan (log or block);
 4. rate limit (one backend call for all the request's buckets) → concurrency slot;
-5. body limit (declared length now, streamed bytes as they arrive), and the scan of a small
-   form or JSON body;
-6. the app, under the deadline, with ``send`` wrapped once to add the precompiled headers;
+5. body limit (declared length now, streamed bytes as they arrive);
+6. under the deadline: the scan of a small form or JSON body, then the app, with ``send``
+   wrapped once to add the precompiled headers;
 7. ``finally``: the slot is released; the request is counted and logged.
 
 Websocket handshakes get the host, HTTPS and Origin checks and are refused before accept.
@@ -451,21 +451,22 @@ class SecurityMiddleware:
                 if len(digits) > 4000 or int(digits or b"0") > limit:
                     await self._reject(send, "too_large", https, extra)
                     return
-            # 5b. A small form or JSON body is scanned before the app reads it, then replayed.
-            if detector.enabled and detector.wants_body(content_type, _length(content_length)):
-                assert content_type is not None
-                messages, scanned = await read_body(receive, detector.body_limit)
-                receive = replay(messages, receive)
-                finding = (
-                    None if scanned is None else detector.scan_body(path, content_type, scanned)
-                )
-                if finding is not None:
-                    observer.suspicious(send, finding)
-                    if detector.blocks:
-                        await self._reject(send, "suspicious_blocked", https, extra)
-                        return
+            # 5b. A small form or JSON body is scanned before the app reads it (in _app, under
+            # the deadline: a client that stalls mid-body must not hold its slot for ever).
+            scan_type = (
+                content_type
+                if detector.enabled and detector.wants_body(content_type, _length(content_length))
+                else None
+            )
             await self._app(
-                scope, receive, send, path=path, request_id=request_id, https=https, extra=extra
+                scope,
+                receive,
+                send,
+                path=path,
+                request_id=request_id,
+                https=https,
+                extra=extra,
+                scan_type=scan_type,
             )
         finally:
             # 7. Whatever happened in the app: the slot is free again.
@@ -482,8 +483,13 @@ class SecurityMiddleware:
         request_id: bytes,
         https: bool,
         extra: list[Header],
+        scan_type: bytes | None = None,
     ) -> None:
-        """6. The app (or the CSP report endpoint) under the deadline, its headers added."""
+        """6. The app (or the CSP report endpoint) under the deadline, its headers added.
+
+        ``scan_type``: the content type of a body to scan first (5b), under the same deadline.
+        """
+        refusal_extra = list(extra)  # asgisec's own refusals keep the strict headers
         header_set = self.header_set
         if self.path_headers is not None:
             header_set = self.path_headers.match(path) or header_set
@@ -548,6 +554,22 @@ class SecurityMiddleware:
         app_started = time.perf_counter()
         try:
             try:
+                if scan_type is not None:
+                    # 5b. Read through the body limit, scanned, replayed to the app; the wait
+                    # for the client's bytes is not the app's time.
+                    messages, scanned = await read_body(app_receive, self.detector.body_limit)
+                    app_receive = replay(messages, app_receive)
+                    finding = (
+                        None
+                        if scanned is None
+                        else self.detector.scan_body(path, scan_type, scanned)
+                    )
+                    if finding is not None:
+                        self.observer.suspicious(send, finding)
+                        if self.detector.blocks:
+                            await self._reject(send, "suspicious_blocked", https, refusal_extra)
+                            return
+                    app_started = time.perf_counter()
                 await app(scope, app_receive, send_decorated)
             finally:  # the clock stops with the app, before asgisec answers for it
                 send.app_seconds = time.perf_counter() - app_started
@@ -572,12 +594,14 @@ class SecurityMiddleware:
                 await self._reject(send, "timeout", https, extra)
             else:  # too late for a 504: the response ends cut short, and is counted
                 self.counters.blocked["timeout"] += 1
+                send.reason = "timeout"  # and its log line says so
             return
         if too_large:
             if not started:
                 await self._reject(send, "too_large", https, extra)
             else:
                 self.counters.blocked["too_large"] += 1
+                send.reason = "too_large"
 
     def _client(self, scope: Scope, forwarded: list[bytes] | None) -> str:
         peer = scope.get("client")

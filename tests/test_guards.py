@@ -35,6 +35,7 @@ from asgisec.guards import WebsocketOrigins
 from asgisec.guards_config import normalise_path_prefix
 from asgisec.hosts import HostPolicy
 from asgisec.https import HttpsPolicy
+from asgisec.logs import LOGGER_NAME
 from asgisec.paths import PathMap
 from asgisec.ratelimit.memory import MemoryBackend
 from tests.driver import Response, call, make_scope
@@ -434,6 +435,33 @@ async def test_timeout_after_the_response_started_cuts_it_and_counts() -> None:
     assert middleware.counters.blocked["timeout"] == 1
 
 
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(msgspec.json.decode(record.getMessage()))
+
+
+@pytest.mark.anyio
+async def test_a_response_cut_by_the_deadline_is_logged_as_a_timeout() -> None:
+    # Counted as `timeout`, so its request line says so: an operator looking for the cut
+    # download must not find a plain INFO 200 "Request".
+    handler = _Lines()
+    requests_logger = logging.getLogger(LOGGER_NAME)
+    requests_logger.addHandler(handler)
+    try:
+        middleware = secured(Slow(start_first=True), request_timeout=0.05)
+        recorder = Recorder()
+        await middleware(make_scope(), recorder.receive, recorder.send)
+    finally:
+        requests_logger.removeHandler(handler)
+    assert middleware.counters.blocked["timeout"] == 1
+    (line,) = handler.lines
+    assert (line["level"], line["status"], line["reason"]) == ("WARNING", 200, "timeout")
+
+
 @pytest.mark.anyio
 async def test_a_fast_app_is_not_touched_by_the_deadline() -> None:
     middleware = secured(Slow(0.01), request_timeout=5)
@@ -497,7 +525,9 @@ async def test_the_servers_own_cancellation_goes_through() -> None:
 async def test_many_requests_each_get_their_own_deadline() -> None:
     slow = Slow()
     fast = Slow(0.001)
-    middleware = secured(request_timeout=0.1)
+    # 1 s, not 0.1: a fast request stalled past its deadline on a loaded machine would be a
+    # 504 (timing is never asserted); the slow ones wait for ever, so it still proves the cut.
+    middleware = secured(request_timeout=1.0)
 
     async def route(scope: Any, receive: Any, send: Any) -> None:
         await (slow if scope["path"] == "/slow" else fast)(scope, receive, send)
@@ -509,6 +539,28 @@ async def test_many_requests_each_get_their_own_deadline() -> None:
     assert statuses == [504 if i % 3 == 0 else 200 for i in range(30)]
     assert slow.cancelled == 10
     assert middleware.counters.blocked["timeout"] == 10
+
+
+@pytest.mark.anyio
+async def test_a_body_trickled_into_the_detection_scan_is_under_the_deadline() -> None:
+    # A JSON or form body is read for the suspicious-request scan before the app runs; a
+    # client that sends half of it and stalls must not hold its concurrency slot (and the
+    # request) past REQUEST_TIMEOUT: 100 such connections would refuse everyone with 503.
+    slow_body = make_scope(
+        "POST", headers=[("content-type", "application/json"), ("content-length", "60")]
+    )
+    middleware = secured(request_timeout=0.05, max_concurrent_requests=1)
+    recorder = Recorder()
+    recorder.inbox = [{"type": "http.request", "body": b'{"a":', "more_body": True}]  # ...stall
+    await asyncio.wait_for(middleware(slow_body, recorder.receive, recorder.send), 5)
+    response = recorder.response()
+    assert response.status == 504
+    assert response.header("x-content-type-options") == "nosniff"
+    assert middleware.counters.blocked["timeout"] == 1
+    assert middleware.slots is not None
+    assert middleware.slots.in_use == 0
+    assert (await call(middleware, make_scope())).status == 200
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
 
 
 def test_the_deadline_works_on_each_new_event_loop() -> None:

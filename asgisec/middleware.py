@@ -623,7 +623,10 @@ class SecurityMiddleware:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                return  # the client went away
+                # The client went away mid-report: nothing was received, nothing is counted,
+                # and the request still ends with a defined answer (the server drops it).
+                await _send_canned(send, self.rejections["bad_request"])
+                return
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > REPORT_MAX_BYTES:

@@ -16,6 +16,8 @@ properties, for every request:
 
 The default run keeps the example counts small; ``HYPOTHESIS_PROFILE=fuzz`` (``tox -e fuzz``,
 and CI through ``scripts/test``) runs 100,000 examples of the pipeline property.
+``FUZZ_SHARDS=N`` divides every fuzz count by N, so that N processes with different
+``--hypothesis-seed`` values run the 100,000 between them, one per core (CI runs two).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ pytestmark = pytest.mark.filterwarnings(
 # HYPOTHESIS_PROFILE=fuzz (tox -e fuzz, CI): the long run. Explicit @settings would override
 # the profile, so each test picks its count from here.
 FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
+SHARDS = max(1, int(os.environ.get("FUZZ_SHARDS", "1")))
 
 
 def examples(default: int, fuzz: int) -> settings:
@@ -58,7 +61,7 @@ def examples(default: int, fuzz: int) -> settings:
     would turn into an internal error while reporting a real failure.
     """
     return settings(
-        max_examples=fuzz if FUZZ else default,
+        max_examples=-(-fuzz // SHARDS) if FUZZ else default,
         phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     )
 

@@ -1011,6 +1011,26 @@ async def test_csp_report_endpoint_caps_size_refuses_junk_and_forges_no_log_line
 
 
 @pytest.mark.anyio
+async def test_a_report_cut_short_by_a_disconnect_is_answered_and_not_counted() -> None:
+    """Found by the 100k fuzz run: ``POST /csp`` whose client disconnects before any body
+    got no response at all; every request ends with one defined answer."""
+    middleware = secured(csp_report_path="/csp", request=RequestConfig(max_request_size=0))
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await middleware(make_scope(method="POST", path="/csp"), receive, send)
+    starts = [message for message in sent if message["type"] == "http.response.start"]
+    assert [start["status"] for start in starts] == [400]
+    assert middleware.counters.csp_reports == 0
+    assert middleware.counters.snapshot()["blocked_requests"] == 0
+
+
+@pytest.mark.anyio
 async def test_without_a_report_path_no_request_is_taken_for_a_csp_report() -> None:
     """Found by the 100k fuzz run: with ``CSP_REPORT_PATH`` unset (empty), a ``POST`` whose
     path is empty matched the empty report path and was swallowed: no response, no app."""

@@ -60,12 +60,12 @@ class Deadlines:
         time with: the request runs without a deadline rather than failing.
         """
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop
             return None
-        task = asyncio.current_task(loop)
         if task is None:
             return None
+        loop = task.get_loop()
         if loop is not self.loop:
             self.loop, self.running, self.timer = loop, {}, None
         deadline = Deadline(loop.time() + self.timeout, task)

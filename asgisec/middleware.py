@@ -419,7 +419,9 @@ class SecurityMiddleware:
             )
             if self.rate_limit_headers:
                 extra.append(self.rules.policy_header(buckets))
-                extra += state_headers(buckets, decision.results, self.legacy_headers)
+                extra += state_headers(
+                    buckets, decision.results, self.legacy_headers, charged=decision.allowed
+                )
             if (
                 decision.unavailable
             ):  # fail-closed while the storage is down: not the client's fault

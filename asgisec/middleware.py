@@ -378,7 +378,7 @@ class SecurityMiddleware:
             if not origin_allowed:
                 await self._reject(send, "cors", https, [extra[0], cors.preflight_vary])
                 return
-            headers = [*cors.preflight(origin, acr_headers), extra[0]]
+            headers = [*cors.preflight(origin, acr_headers, acr_method), extra[0]]
             await self._respond(send, 204, headers, b"", https)
             return
 

@@ -648,7 +648,7 @@ class SecurityMiddleware:
             return
         self.counters.total += 1
         scope[SCOPE_KEY] = self
-        host_raw = origin = None
+        host_raw = origin = request_id = None
         forwarded: list[bytes] | None = None
         protos: list[bytes] | None = None
         forwarded_name = self.forwarded_header
@@ -658,6 +658,8 @@ class SecurityMiddleware:
                 host_raw = value if host_raw is None else b""
             elif name == b"origin":  # repeated: not one page's origin, so none allowed
                 origin = value if origin is None else b""
+            elif name == b"x-request-id":
+                request_id = value
             elif name == forwarded_name:
                 forwarded = [value] if forwarded is None else [*forwarded, value]
             elif name == proto_name:
@@ -687,11 +689,17 @@ class SecurityMiddleware:
             return
         if "websocket.http.response" in scope.get("extensions", {}):
             rejection = self.rejections[reason]
+            if request_id is None or not _REQUEST_ID_RE.fullmatch(request_id):
+                request_id = _new_request_id()
             await send(
                 {
                     "type": "websocket.http.response.start",
                     "status": 403,
-                    "headers": [*rejection.headers, *self.header_set.http],
+                    "headers": [
+                        *rejection.headers,
+                        (b"x-request-id", request_id),
+                        *self.header_set.http,
+                    ],
                 }
             )
             await send({"type": "websocket.http.response.body", "body": rejection.body})

@@ -20,6 +20,12 @@ Header = tuple[bytes, bytes]
 # the header line (found by tests/test_fuzz.py: `Origin: \xff\r\n` was echoed verbatim).
 _ECHOABLE = re.compile(rb"[!-~]{1,2048}")
 
+# An HTTP method is a token (RFC 9110 §9.1); anything else asked for is not echoed.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+
+# What may be echoed as Access-Control-Allow-Headers: a comma-separated list of tokens.
+_TOKEN_LIST = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z, \t]{1,2048}")
+
 _PREFLIGHT_VARY = b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
 
@@ -33,6 +39,7 @@ class CorsPolicy:
         "preflight_headers",
         "preflight_vary",
         "reflect_headers",
+        "reflect_methods",
         "response_headers",
     )
 
@@ -50,13 +57,17 @@ class CorsPolicy:
             )
         self.response_headers: tuple[Header, ...] = tuple(granted)
         # A preflight answer: one fixed block; only the echoed origin varies per request.
-        self.reflect_headers = "*" in config.allowed_headers and config.allow_credentials
+        # `*` is answered with what the preflight asked for: the Fetch standard reads `*` as
+        # a literal name in credentialed preflights, and never lets it cover Authorization.
+        self.reflect_headers = "*" in config.allowed_headers
+        self.reflect_methods = "*" in config.allowed_methods and config.allow_credentials
         preflight: list[Header] = []
         if config.allow_credentials:
             preflight.append((b"access-control-allow-credentials", b"true"))
-        preflight.append(
-            (b"access-control-allow-methods", ", ".join(config.allowed_methods).encode())
-        )
+        if not self.reflect_methods:
+            preflight.append(
+                (b"access-control-allow-methods", ", ".join(config.allowed_methods).encode())
+            )
         if config.allowed_headers and not self.reflect_headers:
             preflight.append(
                 (b"access-control-allow-headers", ", ".join(config.allowed_headers).encode())
@@ -74,15 +85,21 @@ class CorsPolicy:
             return True
         return self.allow_all and _ECHOABLE.fullmatch(origin) is not None
 
-    def preflight(self, origin: bytes, request_headers: bytes | None) -> list[Header]:
+    def preflight(
+        self, origin: bytes, request_headers: bytes | None, request_method: bytes = b""
+    ) -> list[Header]:
         """Headers answering an allowed origin's preflight (status 204).
 
         The configured methods and headers are granted whatever the preflight asked for: a
         browser compares them itself and refuses what is missing, so a disallowed method ends
         as a clear CORS error in the console rather than an opaque 400 (Starlette #798).
+        A configured ``*`` grants the asked-for method or headers by name.
         """
         headers = [(b"access-control-allow-origin", origin), *self.preflight_headers]
-        if self.reflect_headers and request_headers:
+        if self.reflect_methods:
+            method = request_method if _TOKEN.fullmatch(request_method) else b"*"
+            headers.append((b"access-control-allow-methods", method))
+        if self.reflect_headers and request_headers and _TOKEN_LIST.fullmatch(request_headers):
             headers.append((b"access-control-allow-headers", request_headers))
         headers.append(self.preflight_vary)
         return headers

@@ -378,7 +378,7 @@ class SecurityMiddleware:
             if not origin_allowed:
                 await self._reject(send, "cors", https, [extra[0], cors.preflight_vary])
                 return
-            headers = [*cors.preflight(origin, acr_headers), extra[0]]
+            headers = [*cors.preflight(origin, acr_headers, acr_method), extra[0]]
             await self._respond(send, 204, headers, b"", https)
             return
 
@@ -419,7 +419,9 @@ class SecurityMiddleware:
             )
             if self.rate_limit_headers:
                 extra.append(self.rules.policy_header(buckets))
-                extra += state_headers(buckets, decision.results, self.legacy_headers)
+                extra += state_headers(
+                    buckets, decision.results, self.legacy_headers, charged=decision.allowed
+                )
             if (
                 decision.unavailable
             ):  # fail-closed while the storage is down: not the client's fault
@@ -649,7 +651,7 @@ class SecurityMiddleware:
             return
         self.counters.total += 1
         scope[SCOPE_KEY] = self
-        host_raw = origin = None
+        host_raw = origin = request_id = None
         forwarded: list[bytes] | None = None
         protos: list[bytes] | None = None
         forwarded_name = self.forwarded_header
@@ -659,6 +661,8 @@ class SecurityMiddleware:
                 host_raw = value if host_raw is None else b""
             elif name == b"origin":  # repeated: not one page's origin, so none allowed
                 origin = value if origin is None else b""
+            elif name == b"x-request-id":
+                request_id = value
             elif name == forwarded_name:
                 forwarded = [value] if forwarded is None else [*forwarded, value]
             elif name == proto_name:
@@ -688,11 +692,17 @@ class SecurityMiddleware:
             return
         if "websocket.http.response" in scope.get("extensions", {}):
             rejection = self.rejections[reason]
+            if request_id is None or not _REQUEST_ID_RE.fullmatch(request_id):
+                request_id = _new_request_id()
             await send(
                 {
                     "type": "websocket.http.response.start",
                     "status": 403,
-                    "headers": [*rejection.headers, *self.header_set.http],
+                    "headers": [
+                        *rejection.headers,
+                        (b"x-request-id", request_id),
+                        *self.header_set.http,
+                    ],
                 }
             )
             await send({"type": "websocket.http.response.body", "body": rejection.body})

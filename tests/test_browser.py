@@ -195,6 +195,19 @@ def world() -> Iterator[World]:
         )
         app = recorded(secure(api_app(seen), no_credentials), seen)
         apis["no-credentials"] = _localhost(stack.enter_context(live(app)).url)
+        for name, credentials in (("wildcards", False), ("wildcards-credentials", True)):
+            wildcards = SecurityConfig(
+                hosts=HostsConfig(trusted_hosts=("localhost",)),
+                cors=CorsConfig(
+                    allowed_origins=(site,),
+                    allowed_methods=("*",),
+                    allowed_headers=("*",),
+                    allow_credentials=credentials,
+                ),
+                rate_limit=RateLimitConfig(rate_limit_default="none"),
+            )
+            app = recorded(secure(api_app(seen), wildcards), seen)
+            apis[name] = _localhost(stack.enter_context(live(app)).url)
         yield World(site, other_site, apis, seen)
 
 
@@ -367,6 +380,32 @@ def test_credentialed_request_from_other_origin_is_unreadable(world: World, page
         page, world.other_site, world.apis["default"] + "/data?case=x", credentials="include"
     )
     assert not result["ok"], result
+
+
+@pytest.mark.parametrize("variant", ["wildcards", "wildcards-credentials"])
+def test_wildcard_methods_and_headers_grant_any_method_and_authorization(
+    world: World, page: Page, variant: str
+) -> None:
+    """``ALLOWED_METHODS=*`` and ``ALLOWED_HEADERS=*`` mean any, as the operator wrote them.
+
+    The Fetch standard makes ``*`` literal in credentialed preflights, and never lets it stand
+    for ``Authorization``; asgisec grants what was asked instead, so PUT with a bearer token
+    (and cookies, with credentials) is allowed in both variants.
+    """
+    path = f"/wildcards-{variant}"
+    init: dict[str, Any] = {
+        "method": "PUT",
+        "headers": {"authorization": "Bearer t-1", "x-custom": "1"},
+        "body": "x",
+    }
+    if variant == "wildcards-credentials":
+        init["credentials"] = "include"
+    result = fetch_from(page, world.site, world.apis[variant] + path, **init)
+    assert result["ok"], result
+    assert world.seen.server_saw("OPTIONS", path) == 1
+    [request] = world.seen.app_saw(path)
+    assert request["method"] == "PUT"
+    assert request["headers"]["authorization"] == "Bearer t-1"
 
 
 def test_allowed_origin_reads_asgisecs_429(world: World, page: Page) -> None:

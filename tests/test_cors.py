@@ -368,6 +368,43 @@ def test_preflight_with_credentials_and_wildcard_headers_reflects_the_request() 
     assert response.header("access-control-allow-headers") == "x-a, x-b"
 
 
+WILDCARD_PREFLIGHTS = [
+    # credentials, asked method, asked headers, granted methods, granted headers
+    (True, "PUT", "x-a", "PUT", "x-a"),
+    (True, "DELETE", None, "DELETE", None),
+    (True, "P\x00T", None, "*", None),  # not a token: never echoed
+    (False, "PUT", "authorization, x-a", "*", "authorization, x-a"),
+    (False, "PUT", "x-a\r\nx-evil: 1", "*", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("credentials", "method", "asked", "methods", "granted"),
+    WILDCARD_PREFLIGHTS,
+    ids=["cred-put", "cred-delete", "cred-bad-method", "authorization", "bad-headers"],
+)
+def test_wildcards_grant_what_the_preflight_asked_by_name(
+    credentials: bool, method: str, asked: str | None, methods: str, granted: str | None
+) -> None:
+    """``*`` is literal in a credentialed preflight and never covers Authorization (Fetch):
+    so ``ALLOWED_METHODS=*`` with credentials and ``ALLOWED_HEADERS=*`` answer by name."""
+    middleware, app = _middleware(
+        allow_credentials=credentials, allowed_methods=("*",), allowed_headers=("*",)
+    )
+    scope = preflight(method="GET", request_headers=asked)
+    scope["headers"] = [
+        (b"access-control-request-method", method.encode("latin-1"))
+        if name == b"access-control-request-method"
+        else (name, value)
+        for name, value in scope["headers"]
+    ]
+    response = run(middleware, scope)
+    assert response.status == 204
+    assert app.calls == 0
+    assert response.headers_named("access-control-allow-methods") == [methods]
+    assert response.header("access-control-allow-headers") == granted
+
+
 def test_options_without_request_method_is_not_a_preflight() -> None:
     middleware, app = _middleware()
     response = run(middleware, make_scope("OPTIONS", "/", [("origin", APP)]))

@@ -320,6 +320,28 @@ async def test_b16_websocket_host_check_before_accept(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("sent_id", "kept"), [(b"trace-42", True), (b"bad id<>", False), (None, False)]
+)
+async def test_websocket_denial_carries_a_request_id(sent_id: bytes | None, kept: bool) -> None:
+    """A websocket denial is a refusal like the others: it carries an X-Request-ID."""
+    middleware = secured(ws_app, hosts=HostsConfig(trusted_hosts=("api.example",)))
+    headers = [(b"host", b"evil.com")]
+    if sent_id is not None:
+        headers.append((b"x-request-id", sent_id))
+    recorder = WsRecorder()
+    await middleware(ws_scope(headers, extension=True), recorder.receive, recorder.send)
+    start = recorder.sent[0]
+    assert start["type"] == "websocket.http.response.start"
+    ids = [value for name, value in start["headers"] if name == b"x-request-id"]
+    assert len(ids) == 1
+    if kept:
+        assert ids == [sent_id]
+    else:
+        assert GENERATED.fullmatch(ids[0].decode())
+
+
+@pytest.mark.anyio
 async def test_websocket_refusal_waits_for_the_handshake_and_stops_on_disconnect() -> None:
     middleware = secured(ws_app)
     sent: list[Any] = []

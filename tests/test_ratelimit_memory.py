@@ -585,6 +585,44 @@ async def test_s21_headers_never_promise_what_is_refused() -> None:
 
 
 @pytest.mark.anyio
+async def test_s14_a_refusal_reports_the_other_buckets_uncharged() -> None:
+    """A 429 charges no bucket, so its ``RateLimit`` says what is really left of each.
+
+    The route's own limit refuses the 4th request; the default bucket was not charged for it,
+    so it must still say r=2 (exactly 2 more pass elsewhere) and t=36 (3 tokens of 12 s), not
+    r=1;t=48 as if the refused request had been paid for.
+    """
+    clock = Clock()
+    app, _ = limited(clock, rate_limit_default="5/minute", rate_limit_routes={"x": "3/minute"})
+    assert [(await get(app, "/api/x")).status for _ in range(3)] == [200, 200, 200]
+    refused = await get(app, "/api/x")
+    assert refused.status == 429
+    state = _items(refused.header("ratelimit"))
+    assert state["default"] == {"r": 2, "t": 36}
+    assert state["/api/x"] == {"r": 0, "t": 60}
+    assert refused.header("retry-after") == "20"
+    elsewhere = [(await get(app, "/other")).status for _ in range(3)]
+    assert elsewhere == [200, 200, 429]
+
+
+@pytest.mark.anyio
+async def test_s14_legacy_headers_of_a_refusal_are_uncharged_too() -> None:
+    clock = Clock()
+    app, _ = limited(
+        clock,
+        rate_limit_default="2/minute",
+        rate_limit_routes={"x": "1/minute"},
+        rate_limit_legacy_headers=True,
+    )
+    assert (await get(app, "/api/x")).status == 200
+    refused = await get(app, "/api/x")
+    assert refused.status == 429
+    assert _items(refused.header("ratelimit"))["default"] == {"r": 1, "t": 30}
+    assert refused.header("x-ratelimit-remaining") == "0"  # the tightest: the route's own
+    assert refused.header("x-ratelimit-limit") == "1"
+
+
+@pytest.mark.anyio
 async def test_ratelimit_headers_can_be_turned_off_but_retry_after_stays() -> None:
     clock = Clock()
     app, _ = limited(clock, rate_limit_default="1/minute", rate_limit_headers=False)

@@ -96,19 +96,42 @@ class RuleSet:
 
 
 def state_headers(
-    buckets: tuple[Bucket, ...], results: Sequence[BucketResult], legacy: bool
+    buckets: tuple[Bucket, ...],
+    results: Sequence[BucketResult],
+    legacy: bool,
+    *,
+    charged: bool = True,
+    cost: int = 1,
 ) -> list[Header]:
     """``RateLimit``: what is left of each policy and when it is whole again (whole seconds).
 
     With ``legacy``, also ``X-RateLimit-Limit/-Remaining/-Reset`` for the tightest bucket, the
     reset in seconds from now (never a float epoch: slowapi's is).
+
+    ``charged`` is False for a refused request: no bucket was charged, so a bucket that would
+    have admitted it reports its state before the charge (``cost`` tokens more, ``cost``
+    intervals sooner full), not the charge that never happened.
     """
     if not results:  # the storage could not say (fail-open without a local bucket)
         return []
     if len(results) == 1 and not legacy:  # the common case, one f-string and no generator
+        # (one bucket of a refused request is the refusing one: nothing to uncharge)
         bucket, result = buckets[0], results[0]
         text = f'"{bucket.name}";r={result.remaining};t={-(-result.reset_us // 1_000_000)}'
         return [(b"ratelimit", text.encode("ascii"))]
+    if not charged:
+        results = [
+            BucketResult(
+                True,
+                r.tat_us - cost * b.interval_us,
+                r.remaining + cost,
+                max(0, r.reset_us - cost * b.interval_us),
+                r.retry_us,
+            )
+            if r.allowed
+            else r
+            for b, r in zip(buckets, results, strict=True)
+        ]
     value = ", ".join(
         f'"{b.name}";r={r.remaining};t={-(-r.reset_us // 1_000_000)}'
         for b, r in zip(buckets, results, strict=True)

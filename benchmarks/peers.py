@@ -16,7 +16,7 @@ Every limit is far above what a benchmark can send, so nothing is ever refused w
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, cast
 
 from limits import parse
@@ -42,6 +42,9 @@ __all__ = [
     "ALLOWED_HOSTS",
     "HEADERS",
     "LIMIT",
+    "full_secure_slowapi",
+    "full_secweb_limits",
+    "full_typical_slowapi",
     "limits_middleware",
     "secure_headers",
     "secweb_headers",
@@ -84,17 +87,19 @@ def user_headers(app: ASGIApp) -> ASGIApp:
     return UserHeaders(app)
 
 
-def trusted_host(app: ASGIApp) -> ASGIApp:
-    return TrustedHostMiddleware(app, allowed_hosts=list(ALLOWED_HOSTS))
+def trusted_host(app: ASGIApp, hosts: Sequence[str] = ALLOWED_HOSTS) -> ASGIApp:
+    """``hosts``: the over-the-wire run trusts ``127.0.0.1`` (wrk's ``Host``) instead of
+    :data:`~benchmarks.conftest.HOST`; everything else is built the same."""
+    return TrustedHostMiddleware(app, allowed_hosts=list(hosts))
 
 
 def cors(app: ASGIApp) -> ASGIApp:
     return CORSMiddleware(app, allow_origins=[ORIGIN])
 
 
-def typical_stack(app: ASGIApp) -> ASGIApp:
+def typical_stack(app: ASGIApp, hosts: Sequence[str] = ALLOWED_HOSTS) -> ASGIApp:
     """Starlette TrustedHost + CORS + a BaseHTTPMiddleware adding headers (outermost first)."""
-    return trusted_host(cors(user_headers(app)))
+    return trusted_host(cors(user_headers(app)), hosts)
 
 
 def secure_headers(app: ASGIApp) -> ASGIApp:
@@ -174,3 +179,34 @@ class LimitsMiddleware:
 
 def limits_middleware(app: ASGIApp, limit: str = LIMIT) -> ASGIApp:
     return LimitsMiddleware(app, limit)
+
+
+# --------------------------------------------------------------------------- the full stacks
+# (each offers hosts, headers, CORS and a rate limit; test_overhead.py and wire_apps.py both
+# build them here, so the in-process and the over-the-wire runs measure the same stacks)
+
+
+def _hosts(hosts: Sequence[str]) -> Callable[[ASGIApp], ASGIApp]:
+    def wrap(app: ASGIApp) -> ASGIApp:
+        return trusted_host(app, hosts)
+
+    return wrap
+
+
+def full_typical_slowapi(hosts: Sequence[str] = ALLOWED_HOSTS) -> Callable[[ASGIApp], ASGIApp]:
+    """The typical user stack + slowapi (memory)."""
+    return slowapi_stack(_hosts(hosts), cors, user_headers)
+
+
+def full_secure_slowapi(hosts: Sequence[str] = ALLOWED_HOSTS) -> Callable[[ASGIApp], ASGIApp]:
+    """Starlette TrustedHost + CORS + secure + slowapi (memory)."""
+    return slowapi_stack(_hosts(hosts), cors, secure_headers)
+
+
+def full_secweb_limits(hosts: Sequence[str] = ALLOWED_HOSTS) -> Callable[[ASGIApp], ASGIApp]:
+    """Starlette TrustedHost + CORS + Secweb + limits (memory)."""
+
+    def build(app: ASGIApp) -> ASGIApp:
+        return trusted_host(cors(secweb_headers(limits_middleware(app))), hosts)
+
+    return build

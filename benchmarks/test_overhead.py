@@ -27,38 +27,9 @@ from asgisec import SecurityConfig, SecurityMiddleware, secure
 
 from . import peers
 from .conftest import HOST, ORIGIN, RESPONSE_BODY, ASGIApp, Runner, bare_app, exchange, make_scope
+from .stages import FULL_STAGES, OBSERVE_ON, STAGE_ON, STAGES_OFF
 
 ALLOWED_HOSTS = (HOST, "www.example.com")
-
-# Every asgisec stage off: the shell alone (header scan, request id, send wrapper).
-STAGES_OFF = {
-    "TRUSTED_HOSTS": "*",
-    "ENABLE_SECURITY_HEADERS": "false",
-    "ALLOWED_ORIGINS": "",
-    "MAX_REQUEST_SIZE": "0",
-    "RATE_LIMIT_DEFAULT": "none",
-    "REQUEST_TIMEOUT": "0",
-    "MAX_CONCURRENT_REQUESTS": "0",
-    "SUSPICIOUS_MODE": "off",
-    "ENABLE_REQUEST_LOGGING": "false",
-}
-# Each stage on as an operator would turn it on. The rate limit is far above what a benchmark
-# can send (one token per µs, a one-second burst), so it always admits and never 429s.
-STAGE_ON = {
-    "TRUSTED_HOSTS": ",".join(ALLOWED_HOSTS),
-    "ENABLE_SECURITY_HEADERS": "true",
-    "ALLOWED_ORIGINS": ORIGIN,
-    "MAX_REQUEST_SIZE": "1048576",
-    "RATE_LIMIT_DEFAULT": "1000000/second",
-    "REQUEST_TIMEOUT": "30",  # the defaults: a deadline and a slot per request
-    "MAX_CONCURRENT_REQUESTS": "100",
-}
-# What no peer offers, measured on their own and in the defaults: detection scans the request
-# line, the user agent and the JSON body; a request log line goes to stderr (captured by
-# pytest, written by asgisec's writer thread, whose time counts too).
-OBSERVE_ON = {"SUSPICIOUS_MODE": "log", "ENABLE_REQUEST_LOGGING": "true"}
-# The features every full peer stack offers: hosts, headers, CORS, body, rate limit (+ guards).
-FULL_STAGES = tuple(STAGE_ON)
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -214,7 +185,7 @@ PEER_CASES = [
         "peer-full-typical-slowapi",
         "typical user stack + slowapi (memory)",
         "peer",
-        peers.slowapi_stack(peers.trusted_host, peers.cors, peers.user_headers),
+        peers.full_typical_slowapi(),
         present={**PEER_HEADERS, **CORS_HEADERS},
         probe=(_bad_host, 400),
         baseline="starlette-router",
@@ -223,7 +194,7 @@ PEER_CASES = [
         "peer-full-secure-slowapi",
         "Starlette TrustedHost + CORS + secure + slowapi (memory)",
         "peer",
-        peers.slowapi_stack(peers.trusted_host, peers.cors, peers.secure_headers),
+        peers.full_secure_slowapi(),
         present={**ANY_XFO, **CORS_HEADERS},
         probe=(_bad_host, 400),
         baseline="starlette-router",
@@ -232,9 +203,7 @@ PEER_CASES = [
         "peer-full-secweb-limits",
         "Starlette TrustedHost + CORS + Secweb + limits (memory)",
         "peer",
-        lambda app: peers.trusted_host(
-            peers.cors(peers.secweb_headers(peers.limits_middleware(app)))
-        ),
+        peers.full_secweb_limits(),
         present={**ANY_XFO, **CORS_HEADERS},
         probe=(_bad_host, 400),
     ),

@@ -39,7 +39,7 @@ from asgisec.ratelimit.memory import MemoryBackend
 from .conftest import HOST, ORIGIN, RESPONSE_BODY, Runner, bare_app, exchange
 from .conftest import _discard as discard
 from .conftest import _receive as receive
-from .test_overhead import STAGES_OFF
+from .stages import STAGES_OFF
 
 SMOKE_MAX_CLIENTS = 10_000
 

@@ -1,9 +1,25 @@
-"""Over-the-wire benchmark of shared rate limits (issue 3): asgisec on Redis against its peers.
+"""Over-the-wire benchmarks: asgisec on Redis against its peers (issue 3), asgisec stage by
+stage and in full against the peer middlewares of the in-process comparison (issue 7).
 
     python benchmarks/wire.py                      # measure, then update docs/benchmarks.md
+    python benchmarks/wire.py --cases redis        # issue 3's cases only (its table, targets)
+    python benchmarks/wire.py --cases peers        # issue 7's cases only (the peer table)
     python benchmarks/wire.py --duration 20        # seconds per measurement
     python benchmarks/wire.py --json run.json      # also keep the raw results
     python benchmarks/wire.py --from-json run.json # rewrite the section from a saved run
+
+How long a run takes with the defaults (5 s per measurement, a 2 s warm-up, 3 rounds): every
+case costs its warm-up, 3 measurements, and 0.3 s of settling after each (about 18 s), plus
+1-2 s to start its server and check it. All 21 cases: about 21 x 19.5 s ≈ 7 minutes; ``--cases
+redis`` (9 cases) about 3 minutes; ``--cases peers`` (15 cases) about 5 minutes. In general
+about ``cases x (warmup + 0.3 + rounds x (duration + 0.3) + 1.5)`` seconds. A run of one group
+writes a section with that group's table only (it says the other was not measured): the page is
+meant to show one whole default run.
+
+Before anything is timed, every case answers the timed request once and must show what it
+claims to measure (:func:`verify`, :data:`EXPECT`): 200 and the body, the headers of its stages
+exactly once and none of the stages it lacks, and an untrusted ``Host`` refused where hosts are
+checked; otherwise the run stops and prints the servers' logs.
 
 Every case of :mod:`benchmarks.wire_apps` is served by its own ``uvicorn`` process (one
 worker) on a loopback port, against one ``redis-server`` started here, and loaded by ``wrk``
@@ -24,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import platform
@@ -35,7 +52,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -45,7 +63,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/wire.py` puts benchmarks/ first, not ROOT
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.wire_apps import BODY, PATH, REDIS_URL_VARIABLE  # noqa: E402
+from benchmarks.peers import HEADERS as PEER_HEADERS  # noqa: E402
+from benchmarks.wire_apps import (  # noqa: E402
+    BODY,
+    PATH,
+    REDIS_URL_VARIABLE,
+    REQUEST_HEADERS,
+    RESPONSE,
+)
 
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 START = "<!-- wire:start -->"
@@ -58,19 +83,118 @@ UNBATCHED = "asgisec_redis_unbatched"
 PING = "redis_ping"
 EVALSHA = "redis_evalsha"
 HEADERS = "bare_with_headers"
-HEADER_COUNT = 11  # asgisec's response headers on this route: 8 security, request id, 2 RateLimit
+HEADER_COUNT = 12  # asgisec's response headers on this route: 9 security, request id, 2 RateLimit
 STARLETTE = "starlette"
 SLOWAPI = "slowapi_redis"
+# Issue 7's peers and asgisec's stages (factories in benchmarks.wire_apps).
+TYPICAL = "typical_stack"
+SLOWAPI_MEMORY = "slowapi_memory"
+PEER_TYPICAL = "peer_typical_slowapi"
+PEER_SECURE = "peer_secure_slowapi"
+PEER_SECWEB = "peer_secweb_limits"
+HOSTS = "asgisec_hosts"
+SEC_HEADERS = "asgisec_headers"
+CORS = "asgisec_cors"
+RATELIMIT = "asgisec_ratelimit"
+FULL = "asgisec_full"
+FULL_REDIS = "asgisec_full_redis"
+SHIPPED = "asgisec_shipped"
 CASES: dict[str, str] = {  # factory in benchmarks.wire_apps → label on the page
     BARE: "bare raw-ASGI app",
     HEADERS: "bare app sending asgisec's headers",
-    MEMORY: "asgisec `secure()`, memory backend",
-    REDIS: "asgisec `secure()`, Redis backend",
-    UNBATCHED: "asgisec `secure()`, Redis backend, coalescing off",
+    MEMORY: "asgisec `secure()` (defaults, request logs off), memory backend",
+    REDIS: "asgisec `secure()` (defaults, request logs off), Redis backend",
+    UNBATCHED: "asgisec `secure()` (defaults, request logs off), Redis backend, coalescing off",
     PING: "bare app + redis-py `PING` per request",
     EVALSHA: "bare app + redis-py `EVALSHA` per request",
     STARLETTE: "Starlette route (no limiter)",
     SLOWAPI: "Starlette route + slowapi on Redis",
+    TYPICAL: "typical user stack: Starlette TrustedHost + CORS + BaseHTTPMiddleware headers",
+    SLOWAPI_MEMORY: "slowapi `SlowAPIASGIMiddleware`, memory storage (on a Starlette route)",
+    PEER_TYPICAL: "typical user stack + slowapi (memory)",
+    PEER_SECURE: "Starlette TrustedHost + CORS + secure + slowapi (memory)",
+    PEER_SECWEB: "Starlette TrustedHost + CORS + Secweb + limits (memory)",
+    HOSTS: "asgisec, trusted hosts only",
+    SEC_HEADERS: "asgisec, security headers only",
+    CORS: "asgisec, CORS only",
+    RATELIMIT: "asgisec, memory rate limit only",
+    FULL: "asgisec `secure()`: hosts + headers + CORS + body + rate limit + guards, memory",
+    FULL_REDIS: "asgisec `secure()`: the same, Redis backend",
+    SHIPPED: "asgisec `secure()` as shipped: the same + detection (request logs off), memory",
+}
+# The issue-3 table (its targets) and the issue-7 table: which cases each needs, in order.
+REDIS_CASES = (BARE, HEADERS, MEMORY, REDIS, UNBATCHED, PING, EVALSHA, STARLETTE, SLOWAPI)
+PEER_CASES = (
+    BARE,
+    STARLETTE,
+    TYPICAL,
+    SLOWAPI_MEMORY,
+    SLOWAPI,
+    PEER_TYPICAL,
+    PEER_SECURE,
+    PEER_SECWEB,
+    HOSTS,
+    SEC_HEADERS,
+    CORS,
+    RATELIMIT,
+    FULL,
+    FULL_REDIS,
+    SHIPPED,
+)
+GROUPS = {"redis": REDIS_CASES, "peers": PEER_CASES, "all": tuple(CASES)}
+
+# What each case's answer must show before it is timed (beyond 200 and the expected body):
+# the headers its stages add (each exactly once), the headers of stages it lacks, and whether
+# a request for an untrusted Host must be refused with 400.
+_SECURITY = frozenset(
+    {
+        "x-content-type-options",
+        "strict-transport-security",
+        "content-security-policy",
+        "x-frame-options",
+        "referrer-policy",
+        "cache-control",
+    }
+)
+_USER = frozenset(name.lower() for name in PEER_HEADERS)
+_CORS = frozenset({"access-control-allow-origin", "vary"})
+_RATE = frozenset({"ratelimit-policy", "ratelimit"})
+_XFO = frozenset({"x-frame-options", "x-content-type-options"})
+_ID = frozenset({"x-request-id"})
+
+
+@dataclass(frozen=True)
+class Expect:
+    present: frozenset[str] = frozenset()
+    absent: frozenset[str] = frozenset()
+    refuses_bad_host: bool = False
+
+
+_ISSUE3_ASGISEC = Expect(_SECURITY | _RATE | _ID, _CORS, refuses_bad_host=True)
+_NOTHING = Expect(absent=_SECURITY | _CORS | _RATE | _ID)
+_FULL = Expect(_SECURITY | _CORS | _RATE | _ID, refuses_bad_host=True)
+EXPECT: dict[str, Expect] = {
+    BARE: _NOTHING,
+    HEADERS: Expect(_SECURITY | _RATE | _ID, _CORS),
+    MEMORY: _ISSUE3_ASGISEC,
+    REDIS: _ISSUE3_ASGISEC,
+    UNBATCHED: _ISSUE3_ASGISEC,
+    PING: _NOTHING,
+    EVALSHA: _NOTHING,
+    STARLETTE: _NOTHING,
+    SLOWAPI: _NOTHING,
+    TYPICAL: Expect(_USER | _CORS, _RATE | _ID, refuses_bad_host=True),
+    SLOWAPI_MEMORY: _NOTHING,
+    PEER_TYPICAL: Expect(_USER | _CORS, _RATE | _ID, refuses_bad_host=True),
+    PEER_SECURE: Expect(_XFO | _CORS, _RATE | _ID, refuses_bad_host=True),
+    PEER_SECWEB: Expect(_XFO | _CORS, _RATE | _ID, refuses_bad_host=True),
+    HOSTS: Expect(_ID, _SECURITY | _CORS | _RATE, refuses_bad_host=True),
+    SEC_HEADERS: Expect(_SECURITY | _ID, _CORS | _RATE),
+    CORS: Expect(_CORS | _ID, _SECURITY | _RATE),
+    RATELIMIT: Expect(_RATE | _ID, _SECURITY | _CORS),
+    FULL: _FULL,
+    FULL_REDIS: _FULL,
+    SHIPPED: _FULL,
 }
 TARGET_SLOWAPI = 5.0  # throughput with Redis ≥ 5x slowapi + Redis
 TARGET_BARE = 0.5  # throughput with Redis ≥ 0.5x the bare app
@@ -79,11 +203,12 @@ SETTLE = 0.3  # seconds after wrk stops: requests still in flight finish
 STARTUP_TIMEOUT = 20.0  # seconds: a cold interpreter and its imports, with margin
 PACKAGES = ("asgisec", "uvicorn", "h11", "redis", "hiredis", "starlette", "slowapi", "limits")
 
-# wrk: POST the body; at the end print one machine-readable line (latencies in µs).
+# wrk: POST the body with REQUEST_HEADERS; at the end print one machine-readable line
+# (latencies in µs).
 WRK_SCRIPT = """\
 wrk.method = "POST"
-wrk.body = '%(body)s'
-wrk.headers["Content-Type"] = "application/json"
+wrk.body = %(body)s
+%(headers)s
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -95,6 +220,52 @@ end
 
 
 # --------------------------------------------------------------------------- processes
+
+
+def wrk_script() -> str:
+    """The Lua script: the body and :data:`REQUEST_HEADERS` (JSON strings are Lua strings)."""
+    headers = "\n".join(
+        f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in REQUEST_HEADERS
+    )
+    return WRK_SCRIPT % {"body": json.dumps(BODY.decode()), "headers": headers}
+
+
+def ask(port: int, host: str | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The request wrk sends, once (``host``: another ``Host``): status, headers, body."""
+    headers = dict(REQUEST_HEADERS)
+    if host is not None:
+        headers["Host"] = host
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", PATH, body=BODY, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, [(k.lower(), v) for k, v in response.getheaders()], body
+    finally:
+        connection.close()
+
+
+def verify(case: str, port: int) -> list[str]:
+    """What is wrong with ``case``'s answer to the timed request (nothing: ``[]``)."""
+    expect = EXPECT[case]
+    status, headers, body = ask(port)
+    problems = []
+    if status != 200:
+        problems.append(f"status {status}, not 200: {body[:200]!r}")
+    elif body != RESPONSE:
+        problems.append(f"unexpected body {body[:200]!r}")
+    names = [name for name, _ in headers]
+    for name in sorted(expect.present):
+        if names.count(name) != 1:
+            problems.append(f"header {name} sent {names.count(name)} times, not once")
+    extra = sorted(expect.absent & set(names))
+    if extra:
+        problems.append(f"headers of a stage it should not run: {extra}")
+    if expect.refuses_bad_host:
+        refused, _, _ = ask(port, host="evil.example")
+        if refused != 400:
+            problems.append(f"an untrusted Host got {refused}, not 400")
+    return [f"{case}: {problem}" for problem in problems]
 
 
 def free_port() -> int:
@@ -315,7 +486,7 @@ class Bench:
         self.wrk = ensure_wrk()
         self.server_cpu, self.tool_cpu = pinning()
         self.script = directory / "post.lua"
-        self.script.write_text(WRK_SCRIPT % {"body": BODY.decode()})
+        self.script.write_text(wrk_script())
         self.redis_url, self.redis_pid = stack.enter_context(redis_server(directory, self.tool_cpu))
         # All servers start at once (start-up is the slow part); idle ones cost nothing.
         self.servers = {
@@ -324,6 +495,17 @@ class Bench:
             )
             for case in cases
         }
+
+    def verify(self) -> None:
+        """Every case answers the timed request as it claims to (see :data:`EXPECT`), or exit."""
+        problems = [
+            problem for case, (port, _) in self.servers.items() for problem in verify(case, port)
+        ]
+        if problems:
+            logs = [f"--- {case} server log ---\n{log}" for case, log in self.logs().items()]
+            raise SystemExit(
+                "\n".join(["wire.py: a case is not what it claims:", *problems, *logs])
+            )
 
     def load(self, case: str, *, connections: int, duration: float) -> dict[str, Any]:
         """One bounded wrk run against ``case``, with CPU times and Redis commands around it."""
@@ -370,6 +552,7 @@ def run(
     measured: dict[str, list[dict[str, Any]]] = {case: [] for case in cases}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         bench = Bench(Path(tmp), cases, stack)
+        bench.verify()  # before anything is timed: 200, the stage's headers, a bad Host refused
         for case in cases:  # warm-up: connections, imports, caches, the script in Redis
             print(f"wire.py: warming up {case}", flush=True)
             bench.load(case, connections=connections, duration=warmup)
@@ -400,6 +583,22 @@ def run(
         "cases": measured,
         "logs": logs,
     }
+
+
+def select(spec: str) -> tuple[str, ...]:
+    """The cases named by ``--cases`` (groups of :data:`GROUPS` or case names), in page order."""
+    chosen: set[str] = set()
+    for word in filter(None, (part.strip() for part in spec.split(","))):
+        if word in GROUPS:
+            chosen.update(GROUPS[word])
+        elif word in CASES:
+            chosen.add(word)
+        else:
+            known = ", ".join([*GROUPS, *CASES])
+            raise SystemExit(f"wire.py: unknown case or group {word!r} (known: {known})")
+    if not chosen:
+        raise SystemExit("wire.py: --cases names no case")
+    return tuple(case for case in CASES if case in chosen)
 
 
 def _commit() -> dict[str, Any]:
@@ -463,33 +662,39 @@ class Row:
 
 
 def render(data: dict[str, Any]) -> str:
-    """The section between the markers, from one run's raw results."""
+    """The section between the markers, from one run's raw results.
+
+    The issue-3 table and targets need every case of :data:`REDIS_CASES`, the peer table
+    every case of :data:`PEER_CASES`; a run with only one of the two (``--cases``) renders it
+    alone and says the other was not measured.
+    """
     rows = {case: Row(case, results) for case, results in data["cases"].items() if results}
-    missing = set(CASES) - rows.keys()
-    if missing:
-        raise SystemExit(f"wire.py: the run lacks the cases {sorted(missing)}: run them all")
+    have_redis = set(REDIS_CASES) <= rows.keys()
+    have_peers = set(PEER_CASES) <= rows.keys()
+    if not (have_redis or have_peers):
+        missing = sorted((set(REDIS_CASES) | set(PEER_CASES)) - rows.keys())
+        raise SystemExit(f"wire.py: the run lacks the cases {missing}: run them all")
     settings = data["settings"]
     info = data["machine"]
     commit = data.get("commit", {})
     when = datetime.fromisoformat(data["datetime"])
-    bare, redis, slowapi = rows[BARE], rows[REDIS], rows[SLOWAPI]
-
-    def cost(case: str) -> float:  # server CPU µs per request over the bare app's
-        return rows[case].cpu_us - bare.cpu_us
 
     out: list[str] = []
     add = out.append
     add(START)
-    add("## Over the wire: shared rate limits on Redis (issue 3)")
+    add("## Over the wire: rate limits on Redis (issue 3), asgisec next to its peers (issue 7)")
     add("")
     add(
-        "Real HTTP requests through uvicorn: asgisec with its Redis backend next to the same "
-        "app bare, next to one bare redis-py call per request, and next to slowapi on the "
-        "same Redis. Every figure in this section comes from one run."
+        "Real HTTP requests through uvicorn. Issue 3: asgisec with its Redis backend next to "
+        "the same app bare, next to one bare redis-py call per request, and next to slowapi on "
+        "the same Redis. Issue 7: asgisec stage by stage and in full next to the peer "
+        "middlewares of the in-process comparison, built the same way around the same app. "
+        "Every figure in this section comes from one run."
     )
     add("")
     add("```sh")
-    add("python benchmarks/wire.py                 # the run, then this section (a few minutes)")
+    add("python benchmarks/wire.py                 # the run, then this section (~7 minutes)")
+    add("python benchmarks/wire.py --cases redis   # issue 3's cases only (~3 minutes)")
     add("pytest benchmarks --benchmark-disable     # includes a smoke run of it (seconds)")
     add("```")
     add("")
@@ -500,6 +705,10 @@ def render(data: dict[str, Any]) -> str:
         "it is missing.*"
     )
     add("")
+    if not (have_redis and have_peers):
+        left_out = "the peer comparison (issue 7)" if have_redis else "the Redis table (issue 3)"
+        add(f"*This run measured only part of the cases: {left_out} was not measured.*")
+        add("")
     add("### The run")
     add("")
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
@@ -521,9 +730,18 @@ def render(data: dict[str, Any]) -> str:
     add(
         f"- Each case is its own `uvicorn` process with **1 worker** (asyncio loop, h11: "
         f"uvloop and httptools are not installed), all against one `redis-server` on "
-        f"loopback. Every case answers the same `POST {PATH}` ({len(BODY)}-byte JSON body) "
-        "with the same 200 JSON body. Every limit is 1000000/second: nothing is refused, "
-        "every case measures the cost of deciding."
+        f"loopback. Every case answers the same `POST {PATH}` ({len(BODY)}-byte JSON body; "
+        f"`Host: 127.0.0.1`, the in-process benchmark's {len(REQUEST_HEADERS) - 1} other "
+        "headers: a browser's user agent, `Accept*`, an allowed `Origin`, `Content-Type`; and "
+        "`X-Forwarded-Proto: https`, which uvicorn trusts from loopback, so the apps see "
+        "HTTPS as behind a TLS-terminating proxy) with the same 200 JSON body. Every limit is "
+        "1000000/second: nothing is refused, every case measures the cost of deciding."
+    )
+    add(
+        "- Before anything is timed, every case answers that request once and must show what "
+        "it claims to measure: status 200, the body, the headers of its stages present "
+        "exactly once, those of the stages it lacks absent, and (where hosts are checked) "
+        "an untrusted `Host` refused with 400."
     )
     add(
         f"- Load: **wrk**, 1 thread, **{settings['connections']} concurrent keep-alive "
@@ -558,15 +776,35 @@ def render(data: dict[str, Any]) -> str:
         "in flight: one round trip per request, like a client without coalescing."
     )
     add("")
-    add("### Results")
+    if have_redis:
+        _render_redis(rows, add)
+    if have_peers:
+        _render_peers(rows, add)
+    add(END)
+    return "\n".join(out) + "\n"
+
+
+def _render_redis(rows: dict[str, Row], add: Callable[[str], None]) -> None:
+    """Issue 3: the Redis table, its targets, where the time goes."""
+    bare, redis, slowapi = rows[BARE], rows[REDIS], rows[SLOWAPI]
+
+    def cost(case: str) -> float:  # server CPU µs per request over the bare app's
+        return rows[case].cpu_us - bare.cpu_us
+
+    add("### Results: rate limits on Redis (issue 3)")
+    add("")
+    add(
+        "The asgisec rows of this table run `secure()` with its defaults (detection on, no "
+        "CORS configured) except request logs, which are off as in every wire case."
+    )
     add("")
     add(
         "| Case | req/s | p50 ms | p99 ms | server CPU µs/req | cost over bare µs/req | "
         "x bare | x slowapi | Redis calls/req | Redis CPU µs/req | server / wrk / Redis CPU |"
     )
     add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
-    for case, label in CASES.items():
-        row = rows[case]
+    for case in REDIS_CASES:
+        row, label = rows[case], CASES[case]
         add(
             f"| {label} | {row.rps:.0f} | {row.p50_ms:.1f} | {row.p99_ms:.1f} | "
             f"{row.cpu_us:.0f} | {'' if case == BARE else f'{cost(case):+.0f}'} | "
@@ -631,8 +869,67 @@ def render(data: dict[str, Any]) -> str:
         f"Starlette route without it, p99 {slowapi.p99_ms:.0f} ms."
     )
     add("")
-    add(END)
-    return "\n".join(out) + "\n"
+
+
+def _render_peers(rows: dict[str, Row], add: Callable[[str], None]) -> None:
+    """Issue 7: asgisec stage by stage and in full next to the peer middlewares."""
+    bare, full = rows[BARE], rows[FULL]
+    add("### Results: asgisec next to its peers (issue 7)")
+    add("")
+    add(
+        "The peers are built by `benchmarks/peers.py` around the bare app exactly as in the "
+        "in-process comparison, and asgisec's stages come from the same configurations "
+        "(`benchmarks/stages.py`); only the trusted hosts differ (`127.0.0.1`, wrk's `Host`, "
+        "and `www.example.com`, for Starlette and asgisec alike)."
+    )
+    add("")
+    add(
+        "- **Like for like**: the asgisec per-stage and *full* rows run with detection "
+        "(`SUSPICIOUS_MODE=off`) and request logs (`ENABLE_REQUEST_LOGGING=false`) off, "
+        "because no peer offers them. *Full* is what every full peer stack offers: trusted "
+        "hosts, security headers, CORS, a body limit, a rate limit, and the request timeout "
+        "and concurrency cap."
+    )
+    add(
+        "- **As shipped** is *full* with detection on (`SUSPICIOUS_MODE=log`, the default). "
+        "Request logs are **off** in it too, unlike the real default: over the wire, one "
+        "JSON line per request written to the terminal would measure the terminal, not the "
+        "middleware (the in-process comparison measures logging on its own)."
+    )
+    add(
+        "- slowapi needs a Starlette route to find the endpoint's limits, so its rows include "
+        "Starlette's routing: compare them with the *Starlette route* row as well as with "
+        "bare. slowapi and limits send no rate-limit headers; that they are engaged with these "
+        "builders is checked in-process (`test_rate_limiters_really_limit`), and slowapi on "
+        "Redis shows its Redis calls in the table above."
+    )
+    add(
+        "- **x bare** and **x asgisec full** are throughput ratios (best round against best "
+        "round); above 1.00 is faster."
+    )
+    add("")
+    add(
+        "| Case | req/s | p50 ms | p99 ms | server CPU µs/req | cost over bare µs/req | "
+        "x bare | x asgisec full |"
+    )
+    add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for case in PEER_CASES:
+        row, label = rows[case], CASES[case]
+        strong = "**" if case == FULL else ""
+        add(
+            f"| {label} | {strong}{row.rps:.0f}{strong} | {row.p50_ms:.1f} | {row.p99_ms:.1f} | "
+            f"{row.cpu_us:.0f} | {'' if case == BARE else f'{row.cpu_us - bare.cpu_us:+.0f}'} | "
+            f"{row.rps / bare.rps:.2f} | {row.rps / full.rps:.2f} |"
+        )
+    add("")
+    stacks = (TYPICAL, PEER_TYPICAL, PEER_SECURE, PEER_SECWEB)
+    add(
+        "- asgisec in full serves "
+        + "; ".join(f"{full.rps / rows[case].rps:.2f}x the {CASES[case]}" for case in stacks)
+        + f". On Redis it serves {rows[FULL_REDIS].rps / rows[SLOWAPI].rps:.2f}x slowapi on "
+        f"Redis; as shipped (with detection) {rows[SHIPPED].rps / full.rps:.2f}x *full*."
+    )
+    add("")
 
 
 def splice(page: str, section: str) -> str:
@@ -649,6 +946,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per case")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all cases")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections")
+    parser.add_argument(
+        "--cases",
+        default="all",
+        help="comma-separated groups (all, redis: issue 3's table, peers: issue 7's) or case "
+        "names; default all",
+    )
     parser.add_argument("--json", type=Path, help="also save the raw results here")
     parser.add_argument("--from-json", type=Path, help="render a saved run; measure nothing")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the page to update")
@@ -657,6 +960,7 @@ def main(argv: list[str] | None = None) -> int:
         data = json.loads(args.from_json.read_text(encoding="utf-8"))
     else:
         data = run(
+            select(args.cases),
             duration=args.duration,
             warmup=args.warmup,
             rounds=args.rounds,

@@ -17,8 +17,30 @@ same 200 JSON body, so the cases differ only in what is under test:
 - ``starlette``: the same endpoint as a Starlette route (what slowapi needs around it);
 - ``slowapi_redis``: that Starlette app with slowapi's ASGI middleware on Redis.
 
-The Redis URL comes from ``ASGISEC_WIRE_REDIS_URL``. Every limit is far above what a run can
-reach (1000000/second), so no case ever refuses: each measures the cost of deciding.
+The peer comparison (issue 7) wraps the same ``bare`` app with the builders of
+``benchmarks/peers.py`` and the asgisec configurations of ``benchmarks/stages.py``, as the
+in-process run (``benchmarks/test_overhead.py``) does; the only difference is the trusted host
+list, :data:`WIRE_HOSTS` (wrk's ``Host`` is ``127.0.0.1``) instead of ``api.example.com``:
+
+- ``typical_stack``: Starlette TrustedHost + CORS + a ``BaseHTTPMiddleware`` adding headers;
+- ``slowapi_memory``: slowapi's ASGI middleware, memory storage (``bare`` as a Starlette route);
+- ``peer_typical_slowapi``, ``peer_secure_slowapi``, ``peer_secweb_limits``: the three full
+  peer stacks (hosts, headers, CORS, rate limit on memory);
+- ``asgisec_hosts``, ``asgisec_headers``, ``asgisec_cors``, ``asgisec_ratelimit``: one asgisec
+  stage on (memory buckets), the others off;
+- ``asgisec_full`` / ``asgisec_full_redis``: like for like with the full peer stacks: hosts,
+  headers, CORS, body limit, rate limit, guards; detection and request logs off (no peer has
+  them);
+- ``asgisec_shipped``: ``asgisec_full`` with detection on (the default, ``log``); request logs
+  stay off so that writing a line per request to the terminal is not what is measured.
+
+The issue-3 cases ``asgisec_memory``/``asgisec_redis``/``asgisec_redis_unbatched`` keep their
+configuration: asgisec's defaults (detection on, no CORS configured) with request logs off.
+
+Every case gets the same request: the in-process benchmark's browser-like headers
+(:data:`REQUEST_HEADERS`, an allowed ``Origin`` among them) and body. The Redis URL comes from
+``ASGISEC_WIRE_REDIS_URL``. Every limit is far above what a run can reach (1000000/second), so no
+case ever refuses: each measures the cost of deciding.
 """
 
 from __future__ import annotations
@@ -28,6 +50,8 @@ from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any, cast
 
 from asgisec import SecurityConfig, SecurityMiddleware, secure
+from benchmarks import conftest, peers
+from benchmarks.stages import FULL_STAGES, OBSERVE_ON, STAGE_ON, STAGES_OFF
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,6 +64,21 @@ PATH = "/api/calculate"
 BODY = b'{"latitude": 51.4779, "longitude": -0.0015, "time": "2024-06-21T12:00:00Z"}'
 RESPONSE = b'{"altitude":61.9,"azimuth":179.6}'
 LIMIT = "1000000/second"  # never reached: every case decides, none refuses
+# The hosts TrustedHost and asgisec trust on the wire: wrk's Host (and a second, as in-process).
+WIRE_HOSTS = ("127.0.0.1", "www.example.com")
+ORIGIN = conftest.ORIGIN
+# What every wire request carries besides Host and Content-Length (wrk sets those): the
+# in-process benchmark's request headers, the allowed Origin among them, and the
+# X-Forwarded-Proto of a TLS-terminating proxy: uvicorn trusts it from 127.0.0.1 by default
+# and serves the request as ``https``, as in-process (asgisec sends HSTS only over HTTPS).
+REQUEST_HEADERS: tuple[tuple[str, str], ...] = (
+    *(
+        (name.decode(), value.decode())
+        for name, value in conftest.REQUEST_HEADERS
+        if name not in (b"host", b"content-length")
+    ),
+    ("x-forwarded-proto", "https"),
+)
 RESPONSE_HEADERS = [
     (b"content-type", b"application/json"),
     (b"content-length", str(len(RESPONSE)).encode()),
@@ -68,7 +107,10 @@ async def _answer(receive: Receive, send: Send) -> None:
     while more:  # read the whole body, as an endpoint would
         message = await receive()
         more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200, "headers": RESPONSE_HEADERS})
+    # A new header list per response, as real apps build it: middlewares (Secweb, Starlette's
+    # CORS) edit the message's list in place, so a shared list would grow request by request.
+    headers = list(RESPONSE_HEADERS)
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": RESPONSE})
 
 
@@ -102,7 +144,7 @@ def _asgisec_headers() -> list[tuple[bytes, bytes]]:
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
-        "scheme": "http",
+        "scheme": "https",  # as uvicorn passes the wire's requests on (X-Forwarded-Proto)
         "path": PATH,
         "raw_path": PATH.encode(),
         "query_string": b"",
@@ -134,7 +176,8 @@ def bare_with_headers() -> ASGIApp:
             while more:
                 message = await receive()
                 more = message.get("more_body", False)
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            start = {"type": "http.response.start", "status": 200, "headers": list(headers)}
+            await send(start)
             await send({"type": "http.response.body", "body": RESPONSE})
 
     return app
@@ -248,3 +291,62 @@ def slowapi_redis() -> ASGIApp:
     app.add_middleware(SlowAPIASGIMiddleware)
     wrapped: ASGIApp = app
     return wrapped
+
+
+# --------------------------------------------------------------------------- issue 7: the peers
+
+
+def typical_stack() -> ASGIApp:
+    return peers.typical_stack(_bare, WIRE_HOSTS)
+
+
+def slowapi_memory() -> ASGIApp:
+    return peers.slowapi_stack()(_bare)
+
+
+def peer_typical_slowapi() -> ASGIApp:
+    return peers.full_typical_slowapi(WIRE_HOSTS)(_bare)
+
+
+def peer_secure_slowapi() -> ASGIApp:
+    return peers.full_secure_slowapi(WIRE_HOSTS)(_bare)
+
+
+def peer_secweb_limits() -> ASGIApp:
+    return peers.full_secweb_limits(WIRE_HOSTS)(_bare)
+
+
+def stages_config(*stages: str, storage: str = "memory://") -> SecurityConfig:
+    """As ``test_overhead.config``: every stage off but ``stages``, hosts :data:`WIRE_HOSTS`."""
+    on = {**STAGE_ON, **OBSERVE_ON, "TRUSTED_HOSTS": ",".join(WIRE_HOSTS)}
+    environ = {**STAGES_OFF, **{variable: on[variable] for variable in stages}}
+    environ["RATE_LIMIT_STORAGE_URI"] = storage
+    return SecurityConfig.from_env(environ, env_file=None)
+
+
+def asgisec_hosts() -> ASGIApp:
+    return SecurityMiddleware(_bare, stages_config("TRUSTED_HOSTS"))
+
+
+def asgisec_headers() -> ASGIApp:
+    return SecurityMiddleware(_bare, stages_config("ENABLE_SECURITY_HEADERS"))
+
+
+def asgisec_cors() -> ASGIApp:
+    return SecurityMiddleware(_bare, stages_config("ALLOWED_ORIGINS"))
+
+
+def asgisec_ratelimit() -> ASGIApp:
+    return SecurityMiddleware(_bare, stages_config("RATE_LIMIT_DEFAULT"))
+
+
+def asgisec_full() -> ASGIApp:
+    return secure(_bare, stages_config(*FULL_STAGES))
+
+
+def asgisec_full_redis() -> ASGIApp:
+    return secure(_bare, stages_config(*FULL_STAGES, storage=_redis_url()))
+
+
+def asgisec_shipped() -> ASGIApp:
+    return secure(_bare, stages_config(*FULL_STAGES, "SUSPICIOUS_MODE"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -43,6 +44,10 @@ BURST = 40  # concurrent requests, each on a connection of its own
 WORKERS = 2
 TIMESOLVE = {"after": "2026-06-21T00:00:00Z", "latitude": 51.48, "longitude": 0.0}
 SERVED_WITHIN = 0.1  # seconds per request with Redis stopped: the issue's "under 100 ms"
+# What a client measures also holds its own TCP connect, httpx and the scheduling of a loaded
+# machine; only a wait as long as a Redis connect timeout (1 s) would be asgisec's doing.
+CLIENT_SANITY = 1.0
+LOG_WAIT = 10.0  # seconds for the request log's writer thread to flush a line
 ATTEMPTS = 5  # bursts until the kernel hands connections to both workers (nearly always the first)
 
 
@@ -55,6 +60,7 @@ class Reply:
         self.body: Any = response.json()
         self.pid = pid
         self.elapsed = elapsed
+        self.request_id = response.headers["x-request-id"]
 
 
 # --------------------------------------------------------------------------- /proc
@@ -213,6 +219,38 @@ def _assert_exact(replies: list[Reply]) -> None:
             assert reply.body["direction"] in ("rising", "setting")
 
 
+def _served_seconds(served: Served, replies: list[Reply]) -> list[float]:
+    """How long the server spent on each reply, from its own request log.
+
+    Each request's JSON line (found by the ``X-Request-ID`` the reply carries) gives
+    ``duration_ms``: from the moment the request reached asgisec to its last byte sent, the
+    rate-limit decision and the app included. That is the time a stopped Redis could add;
+    unlike a client's stopwatch, it leaves out the client's own TCP connect and scheduling.
+    """
+    wanted = {reply.request_id for reply in replies}
+    deadline = time.monotonic() + LOG_WAIT
+    while True:
+        found: dict[str, float] = {}
+        for line in served.output_so_far()[1].splitlines():
+            if line.startswith("{") and '"request_id"' in line:
+                entry = json.loads(line)
+                if entry.get("request_id") in wanted:
+                    found[entry["request_id"]] = entry["duration_ms"] / 1000
+        if len(found) == len(wanted):
+            return [found[reply.request_id] for reply in replies]
+        if time.monotonic() > deadline:
+            pytest.fail(f"{len(wanted) - len(found)} requests not in the request log")
+        time.sleep(0.05)
+
+
+def _assert_served_within(served: Served, replies: list[Reply]) -> None:
+    """Every reply was served in under ``SERVED_WITHIN`` by the server's own clock."""
+    slowest = max(_served_seconds(served, replies))
+    assert slowest < SERVED_WITHIN, f"{slowest * 1000:.1f} ms in the server"
+    slowest = max(reply.elapsed for reply in replies)
+    assert slowest < CLIENT_SANITY, f"{slowest * 1000:.1f} ms at the client"
+
+
 def _assert_no_traceback(served: Served) -> None:
     stdout, stderr = served.output_so_far()
     assert "Traceback" not in stdout + stderr
@@ -337,8 +375,7 @@ async def test_fail_open_serves_every_request_fast_while_redis_is_stopped_then_r
         for _ in range(3):  # three identities, ten requests each: within every local bucket
             outage += await _sequential(served, port, next(sources), LIMIT)
         assert [reply.status for reply in outage] == [200] * len(outage)
-        slowest = max(reply.elapsed for reply in outage)
-        assert slowest < SERVED_WITHIN, f"{slowest * 1000:.1f} ms"
+        _assert_served_within(served, outage)
         _, stderr = served.output_so_far()
         warnings = stderr.count("rate-limit storage unavailable")
         assert 1 <= warnings <= WORKERS, stderr  # one per worker whose circuit opened
@@ -385,4 +422,4 @@ async def test_fail_closed_answers_503_with_retry_after_while_redis_is_stopped(
             assert retry.isdigit()
             assert 1 <= int(retry) <= COOLDOWN_S
             assert reply.headers["x-content-type-options"] == "nosniff"  # decorated as any
-        assert max(reply.elapsed for reply in replies) < SERVED_WITHIN
+        _assert_served_within(served, replies)

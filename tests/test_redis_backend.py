@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import pytest
 import redis
 from hypothesis import given, settings
 
+from asgisec import SecurityConfig, SecurityMiddleware
 from asgisec.errors import BackendError, ConfigError
 from asgisec.ratelimit.backend import Decision
 from asgisec.ratelimit.bucket import Bucket, step
@@ -30,6 +31,7 @@ from asgisec.ratelimit.limits import Limit
 from asgisec.ratelimit.memory import MemoryBackend
 from asgisec.ratelimit.redis import (
     SCRIPT,
+    SCRIPT_SHA,
     RedisBackend,
     decision_from_reply,
     redis_key,
@@ -339,6 +341,95 @@ async def test_a_restarted_redis_is_used_again_without_a_failed_request(
         ]
     finally:
         await backend.aclose()
+
+
+def connected_clients(target: Target) -> int:
+    """Client connections open on every server of ``target`` (each reading adds its own)."""
+    total = 0
+    for server in target.servers:
+        total += int(server.command("INFO", "clients")["connected_clients"])
+    return total
+
+
+@pytest.mark.anyio
+async def test_warm_up_connects_and_loads_the_script_before_the_first_request(
+    target: Target,
+) -> None:
+    """A worker's first requests must not pay for the connect, redis-py's handshake and a
+    cluster's topology discovery inside their 50 ms: on a busy machine that missed the
+    timeout on a healthy Redis, so fail-open admitted past the shared limit (found by hand:
+    ``--workers 2``, 40 concurrent curl, 15-20 of 10 admitted right after start)."""
+    target.on_every_server("SCRIPT", "FLUSH")
+    backend = target.connect(timeout=TIMEOUT)
+    before = connected_clients(target)
+    await backend.warm_up()
+    warm = connected_clients(target)
+    assert warm > before
+    for server in target.servers:
+        assert server.command("SCRIPT", "EXISTS", SCRIPT_SHA) == [1]
+
+    limit = [bucket(5, 60)]
+    assert (await backend.consume(IP, limit)).results[0].remaining == 4  # decided by Redis
+    decisions = await asyncio.gather(*(backend.consume(f"c{i}", limit) for i in range(64)))
+    assert all(decision.results[0].remaining == 4 for decision in decisions)
+    assert connected_clients(target) == warm  # no request opened a connection
+
+
+@pytest.mark.anyio
+async def test_warm_up_of_an_unreachable_redis_is_left_to_the_failure_policy(
+    redis_server_factory: Callable[..., RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis down at start-up: the backend says so; the failure policy logs it once and
+    starts anyway (the requests decide with the circuit as usual)."""
+    server = redis_server_factory()
+    backend = RedisBackend.from_url(server.url, timeout=TIMEOUT)
+    limiter = ResilientBackend(backend, timeout_s=TIMEOUT)
+    server.stop()
+    try:
+        with pytest.raises(BackendError):
+            await backend.warm_up()
+        await limiter.warm_up()
+        assert [r.getMessage() for r in records(caplog, logging.WARNING)] == [
+            "rate-limit storage not reachable at start-up "
+            "(Redis: ConnectionError: Error 111 connecting to "
+            f"127.0.0.1:{server.port}. Connect call failed ('127.0.0.1', {server.port}).)"
+        ]
+        assert not limiter.circuit_open
+        assert limiter.bypassed == 0
+        assert (await limiter.consume(IP, [bucket(5, 60)])).allowed  # fail-open
+    finally:
+        await limiter.aclose()
+
+
+@pytest.mark.anyio
+async def test_the_middleware_warms_the_backend_before_the_server_is_told_it_started(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """Through the ASGI lifespan: by the time ``lifespan.startup.complete`` reaches the
+    server (which only then accepts requests), the script is loaded and connections open."""
+    redis_server.command("SCRIPT", "FLUSH")
+    environ = {"RATE_LIMIT_STORAGE_URI": redis_url}
+    config = SecurityConfig.from_env(environ=environ, env_file=None)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        assert (await receive())["type"] == "lifespan.startup"
+        await send({"type": "lifespan.startup.complete"})
+        assert (await receive())["type"] == "lifespan.shutdown"
+        await send({"type": "lifespan.shutdown.complete"})
+
+    middleware = SecurityMiddleware(app, config)
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    seen: list[tuple[str, object]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(incoming)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        seen.append((message["type"], redis_server.command("SCRIPT", "EXISTS", SCRIPT_SHA)))
+
+    await middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert seen == [("lifespan.startup.complete", [1]), ("lifespan.shutdown.complete", [1])]
 
 
 # --------------------------------------------------------------------------- the Lua bucket

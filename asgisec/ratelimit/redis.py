@@ -190,6 +190,25 @@ class RedisBackend:
             return
         future.set_exception(BackendError(f"Redis did not answer within {self.timeout:g} s"))
 
+    async def warm_up(self) -> None:
+        """Open the connections and load the script before the first request (lifespan start).
+
+        Otherwise the first requests of each worker pay for the TCP connect, redis-py's
+        handshake (and a cluster's topology discovery) inside their ``timeout``: on a busy
+        machine that is over 50 ms, so a healthy Redis fails them, the failure policy decides
+        them locally (fail-open admits what the shared limit refuses) and three of them open
+        the circuit for a cool-down. One ``SCRIPT LOAD`` per pipeline that may be in flight
+        opens as many connections as the calls will use. Bounded by ``batch_timeout``;
+        raises :class:`~asgisec.errors.BackendError` when Redis cannot be reached.
+        """
+        try:
+            async with asyncio.timeout(self.batch_timeout):
+                await asyncio.gather(
+                    *(self.client.script_load(SCRIPT) for _ in range(self.max_inflight))
+                )
+        except Exception as exc:  # the boundary: whatever redis-py or the socket raised
+            raise _backend_error(exc) from exc
+
     async def aclose(self) -> None:
         """Fail queued calls, stop in-flight pipelines, close every connection."""
         self._closed = True

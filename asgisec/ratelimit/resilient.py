@@ -107,6 +107,20 @@ class ResilientBackend:
         self._succeeded()
         return decision
 
+    async def warm_up(self) -> None:
+        """Let the primary connect before the first request, if it can; never raises.
+
+        A primary that cannot be reached now is not an incident yet: the requests will find
+        out, and the circuit decides as usual.
+        """
+        warm_up = getattr(self.primary, "warm_up", None)
+        if warm_up is None:
+            return
+        try:
+            await warm_up()
+        except Exception as exc:
+            self.logger.warning("rate-limit storage not reachable at start-up (%s)", exc)
+
     async def aclose(self) -> None:
         try:
             await self.primary.aclose()

@@ -603,6 +603,39 @@ async def test_a_busy_event_loop_is_not_a_slow_redis(
         await limiter.aclose()
 
 
+@pytest.mark.anyio
+async def test_a_reply_already_received_at_the_deadline_is_not_a_timeout(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """The loop wakes after a stall (another process had the CPU) with Redis's reply in the
+    socket and the call's deadline both due, in the same iteration. The deadline must not
+    win: Redis answered in time (found over the wire: the pipeline finished 0.2 ms after its
+    calls were failed, and fail-open admitted 14-20 of a shared limit of 10). The stall here
+    is shorter than half a timeout, so only the reply itself can save the call."""
+    backend = RedisBackend.from_url(redis_url, timeout=TIMEOUT)
+    try:
+        await backend.warm_up()
+        identity = "198.51.100.200"
+        limits = [bucket(5, 60)]
+        key = redis_key(identity, limits[0])
+        redis_server.command("DEL", key)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        call = asyncio.ensure_future(backend.consume(identity, limits))
+        for _ in range(100):  # step the loop until the pipeline is sent and Redis ran it
+            await asyncio.sleep(0)
+            if redis_server.command("EXISTS", key):
+                break
+        else:
+            pytest.fail("the call never reached Redis")
+        # The reply is on its way; the loop stalls past the deadline, by less than half of it.
+        time.sleep(max(0.0, started + 1.2 * TIMEOUT - loop.time()))  # noqa: ASYNC251
+        decision = await call
+        assert decision.results[0].remaining == 4  # Redis's decision, not a BackendError
+    finally:
+        await backend.aclose()
+
+
 # --------------------------------------------------------------------------- the failure policy
 
 

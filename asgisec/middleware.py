@@ -246,6 +246,14 @@ class SecurityMiddleware:
 
         async def send_and_close(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
+                # Connected before the server accepts a request: a first request that has to
+                # connect within RATE_LIMIT_BACKEND_TIMEOUT can miss it on a healthy Redis.
+                warm_up = getattr(self.backend, "warm_up", None)
+                if warm_up is not None:
+                    try:
+                        await warm_up()
+                    except Exception as exc:  # a storage down at start: the failure policy
+                        logger.warning("rate-limit storage not reachable at start-up (%s)", exc)
                 self.observer.start()  # shared bans load before the first request, not after
             elif message["type"] == "lifespan.shutdown.complete":
                 try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from asgisec.bans import COUNTERS_KEY, SYNC_INTERVAL
 from asgisec.ratelimit.redis import KEY_PREFIX, SCRIPT_SHA
 from asgisec.ratelimit.resilient import COOLDOWN_S
 from tests.redis_servers import RedisServer
@@ -43,6 +45,10 @@ BURST = 40  # concurrent requests, each on a connection of its own
 WORKERS = 2
 TIMESOLVE = {"after": "2026-06-21T00:00:00Z", "latitude": 51.48, "longitude": 0.0}
 SERVED_WITHIN = 0.1  # seconds per request with Redis stopped: the issue's "under 100 ms"
+# What a client measures also holds its own TCP connect, httpx and the scheduling of a loaded
+# machine; only a wait as long as a Redis connect timeout (1 s) would be asgisec's doing.
+CLIENT_SANITY = 1.0
+LOG_WAIT = 10.0  # seconds for the request log's writer thread to flush a line
 ATTEMPTS = 5  # bursts until the kernel hands connections to both workers (nearly always the first)
 
 
@@ -55,6 +61,7 @@ class Reply:
         self.body: Any = response.json()
         self.pid = pid
         self.elapsed = elapsed
+        self.request_id = response.headers["x-request-id"]
 
 
 # --------------------------------------------------------------------------- /proc
@@ -213,6 +220,38 @@ def _assert_exact(replies: list[Reply]) -> None:
             assert reply.body["direction"] in ("rising", "setting")
 
 
+def _served_seconds(served: Served, replies: list[Reply]) -> list[float]:
+    """How long the server spent on each reply, from its own request log.
+
+    Each request's JSON line (found by the ``X-Request-ID`` the reply carries) gives
+    ``duration_ms``: from the moment the request reached asgisec to its last byte sent, the
+    rate-limit decision and the app included. That is the time a stopped Redis could add;
+    unlike a client's stopwatch, it leaves out the client's own TCP connect and scheduling.
+    """
+    wanted = {reply.request_id for reply in replies}
+    deadline = time.monotonic() + LOG_WAIT
+    while True:
+        found: dict[str, float] = {}
+        for line in served.output_so_far()[1].splitlines():
+            if line.startswith("{") and '"request_id"' in line:
+                entry = json.loads(line)
+                if entry.get("request_id") in wanted:
+                    found[entry["request_id"]] = entry["duration_ms"] / 1000
+        if len(found) == len(wanted):
+            return [found[reply.request_id] for reply in replies]
+        if time.monotonic() > deadline:
+            pytest.fail(f"{len(wanted) - len(found)} requests not in the request log")
+        time.sleep(0.05)
+
+
+def _assert_served_within(served: Served, replies: list[Reply]) -> None:
+    """Every reply was served in under ``SERVED_WITHIN`` by the server's own clock."""
+    slowest = max(_served_seconds(served, replies))
+    assert slowest < SERVED_WITHIN, f"{slowest * 1000:.1f} ms in the server"
+    slowest = max(reply.elapsed for reply in replies)
+    assert slowest < CLIENT_SANITY, f"{slowest * 1000:.1f} ms at the client"
+
+
 def _assert_no_traceback(served: Served) -> None:
     stdout, stderr = served.output_so_far()
     assert "Traceback" not in stdout + stderr
@@ -259,14 +298,24 @@ async def test_two_workers_on_redis_admit_exactly_the_limit(
         replies = await _burst_on_both_workers(served, port, _sources())
         _assert_exact(replies)
 
+        # The fleet's counters reach Redis within a second (issue 5): wait for them, so the
+        # key set below is the same however long the bursts took.
+        deadline = time.monotonic() + 2 * SYNC_INTERVAL + LOG_WAIT
+        while not redis_server.command("EXISTS", COUNTERS_KEY):
+            assert time.monotonic() < deadline, "the fleet counters never reached Redis"
+            await asyncio.sleep(0.05)
         keys = {
             key.decode(): redis_server.command("PTTL", key)
             for key in redis_server.command("KEYS", "*")
         }
+        for key in keys:
+            assert key.startswith(KEY_PREFIX), key
+        # The counters are running totals, kept without a TTL on purpose; every other key
+        # is a bucket, which lives as long as it needs to refill fully, never more.
+        assert keys.pop(COUNTERS_KEY) == -1
         assert len(keys) >= 2, keys  # at least the last identity's default and route buckets
         for key, pttl in keys.items():
-            assert key.startswith(KEY_PREFIX), key
-            assert 0 < pttl <= 60_000, (key, pttl)  # the time to refill fully, never more
+            assert 0 < pttl <= 60_000, (key, pttl)
 
 
 @pytest.mark.anyio
@@ -337,22 +386,32 @@ async def test_fail_open_serves_every_request_fast_while_redis_is_stopped_then_r
         for _ in range(3):  # three identities, ten requests each: within every local bucket
             outage += await _sequential(served, port, next(sources), LIMIT)
         assert [reply.status for reply in outage] == [200] * len(outage)
-        slowest = max(reply.elapsed for reply in outage)
-        assert slowest < SERVED_WITHIN, f"{slowest * 1000:.1f} ms"
+        _assert_served_within(served, outage)
         _, stderr = served.output_so_far()
         warnings = stderr.count("rate-limit storage unavailable")
         assert 1 <= warnings <= WORKERS, stderr  # one per worker whose circuit opened
 
         server.start()  # same port, empty: no bucket survived the outage
         restarted = time.monotonic()
-        # Each worker probes Redis with its first request once its cool-down is over; no
-        # circuit opened later than the restart, so all are over COOLDOWN_S after it.
+        # Each worker probes Redis once its cool-down is over; no circuit opened later than
+        # the restart, so all are over COOLDOWN_S after it.
         await asyncio.sleep(max(0.0, restarted + COOLDOWN_S + 0.5 - time.monotonic()))
-        # The probe is that first request itself, answered by Redis (each worker's own).
-        source = next(sources)
-        probes = await _until_every_worker_answered(served, port, source)
-        assert [reply.status for reply in probes] == [200] * len(probes)
-        assert _remaining(probes[-1]) == LIMIT - len(probes)  # one shared bucket again
+        # A worker's first request after its cool-down starts the probe beside it (that
+        # request is decided locally and does not wait); the probe reconnects, reloads the
+        # script and closes the circuit.
+        kicks = await _until_every_worker_answered(served, port, next(sources))
+        assert [reply.status for reply in kicks] == [200] * len(kicks)
+        # One shared bucket again: requests answered by both workers charge the same bucket
+        # (a worker still deciding locally shows its own). The probes take milliseconds; a
+        # few fresh identities allow for a loaded machine.
+        for _ in range(ATTEMPTS):
+            probes = await _until_every_worker_answered(served, port, next(sources))
+            assert [reply.status for reply in probes] == [200] * len(probes)
+            if _remaining(probes[-1]) == LIMIT - len(probes):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail(f"no shared bucket in {ATTEMPTS} tries after Redis returned")
         # A worker still deciding from its local bucket would admit up to 10 on its own:
         # exactly 10 of 40, from both workers, is the shared limit again.
         replies = await _burst_on_both_workers(served, port, sources)
@@ -385,4 +444,4 @@ async def test_fail_closed_answers_503_with_retry_after_while_redis_is_stopped(
             assert retry.isdigit()
             assert 1 <= int(retry) <= COOLDOWN_S
             assert reply.headers["x-content-type-options"] == "nosniff"  # decorated as any
-        assert max(reply.elapsed for reply in replies) < SERVED_WITHIN
+        _assert_served_within(served, replies)

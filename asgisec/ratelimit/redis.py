@@ -54,6 +54,9 @@ _INSTALL = 'pip install "asgisec[redis]"'
 # '{' and '}' would end the hash tag early; '%' is escaped too so the mapping stays one-to-one.
 _TAG_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
 _FIELDS = 5  # allowed, tat_us, remaining, reset_us, retry_us per bucket (BucketResult's order)
+# Loop turns from a deadline to a reply already in the socket reaching its caller: the poll
+# that reads it, the task that parses it, and one spare. Microseconds on an idle loop.
+_SETTLE_HOPS = 4
 
 
 def redis_key(identity: str, bucket: Bucket) -> str:
@@ -179,6 +182,10 @@ class RedisBackend:
         half a timeout late, the call gets one more ``timeout``. A dead or paused Redis
         answers nothing, and an idle loop runs timers on time: those calls fail at
         ``timeout`` as configured.
+
+        Either way the call fails only after :meth:`_settle` has let the loop read what is
+        already in the socket: after a stall, the reply and the deadline fall due in the same
+        loop iteration, and the timer runs before the task that reads the reply.
         """
         if future.done():
             return
@@ -188,7 +195,35 @@ class RedisBackend:
             later = now + self.timeout
             loop.call_at(later, self._expire, future, later, self._replies, False)
             return
+        self._settle(future, _SETTLE_HOPS)
+
+    def _settle(self, future: asyncio.Future[object], hops: int) -> None:
+        """Fail ``future`` unless a reply received by now reaches it within ``hops`` turns."""
+        if future.done():
+            return
+        if hops:
+            future.get_loop().call_soon(self._settle, future, hops - 1)
+            return
         future.set_exception(BackendError(f"Redis did not answer within {self.timeout:g} s"))
+
+    async def warm_up(self) -> None:
+        """Open the connections and load the script before the first request (lifespan start).
+
+        Otherwise the first requests of each worker pay for the TCP connect, redis-py's
+        handshake (and a cluster's topology discovery) inside their ``timeout``: on a busy
+        machine that is over 50 ms, so a healthy Redis fails them, the failure policy decides
+        them locally (fail-open admits what the shared limit refuses) and three of them open
+        the circuit for a cool-down. One ``SCRIPT LOAD`` per pipeline that may be in flight
+        opens as many connections as the calls will use. Bounded by ``batch_timeout``;
+        raises :class:`~asgisec.errors.BackendError` when Redis cannot be reached.
+        """
+        try:
+            async with asyncio.timeout(self.batch_timeout):
+                await asyncio.gather(
+                    *(self.client.script_load(SCRIPT) for _ in range(self.max_inflight))
+                )
+        except Exception as exc:  # the boundary: whatever redis-py or the socket raised
+            raise _backend_error(exc) from exc
 
     async def aclose(self) -> None:
         """Fail queued calls, stop in-flight pipelines, close every connection."""

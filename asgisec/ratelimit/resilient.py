@@ -5,10 +5,13 @@ route) nor add seconds to every request (envoyproxy/ratelimit #462). So each cal
 primary backend is bounded by ``timeout_s`` (or by the primary itself when it says so with
 ``bounds_calls``, as :class:`~.redis.RedisBackend` does, telling a busy event loop from a slow
 Redis); after ``failure_threshold`` consecutive failures the circuit *opens* and the primary
-is not called at all for ``cooldown_s``; then one request probes it (half-open) and either
-closes the circuit or opens it for another cool-down. Calls that were already in flight when
-a failure was counted do not count again: the calls of one coalesced pipeline fail together,
-and that is one failure, not a hundred in a row.
+is not called at all for ``cooldown_s``; then it is probed (half-open) and the probe either
+closes the circuit or opens it for another cool-down. A primary with ``warm_up()`` (Redis) is
+probed beside the requests by the first one after the cool-down: the probe reconnects and
+reloads the script bounded by the primary's own limit, not one request's ``timeout_s``, and
+no request waits for it. Any other primary is probed by that request itself. Calls that were
+already in flight when a failure was counted do not count again: the calls of one coalesced
+pipeline fail together, and that is one failure, not a hundred in a row.
 
 While the primary cannot decide, ``fail_mode`` does:
 
@@ -29,7 +32,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 from .backend import Decision, RateLimitBackend
@@ -75,6 +78,9 @@ class ResilientBackend:
         self._opened_at = 0.0
         self._bypassed_at_open = 0
         self._probing = False
+        self._probe_task: asyncio.Task[None] | None = None
+        # A primary that can reconnect on its own (RedisBackend.warm_up) is probed that way.
+        self._warm_up: Callable[[], Awaitable[None]] | None = getattr(primary, "warm_up", None)
         self._failed_at = -math.inf  # when the last failure was counted
         # A primary that bounds every call itself (RedisBackend) gets no second timeout.
         self._bounded = bool(getattr(primary, "bounds_calls", False))
@@ -84,12 +90,20 @@ class ResilientBackend:
         """True from the moment the circuit opens until a probe succeeds."""
         return self._open_until is not None
 
+    @property
+    def probing(self) -> bool:
+        """True while a half-open probe is in flight."""
+        return self._probing
+
     async def consume(self, identity: str, buckets: Sequence[Bucket], cost: int = 1) -> Decision:
         """The primary's decision, or the fail mode's when the primary cannot give one."""
         probe = False
         started = self.clock()
         if self._open_until is not None:
             if self._probing or started < self._open_until:
+                return await self._degraded(identity, buckets, cost)
+            if self._warm_up is not None:  # half-open: a probe that no request waits for
+                self._probe_beside(started, self._warm_up)
                 return await self._degraded(identity, buckets, cost)
             self._probing = probe = True  # half-open: this request tries the primary
         try:
@@ -107,7 +121,42 @@ class ResilientBackend:
         self._succeeded()
         return decision
 
+    def _probe_beside(self, started: float, warm_up: Callable[[], Awaitable[None]]) -> None:
+        """Start the half-open probe as a task of its own (one at a time)."""
+        self._probing = True
+        task = asyncio.get_running_loop().create_task(self._probe(started, warm_up))
+        self._probe_task = task  # a strong reference until it is done; aclose cancels it
+
+    async def _probe(self, started: float, warm_up: Callable[[], Awaitable[None]]) -> None:
+        """Reconnect and reload (the primary's ``warm_up``): success closes the circuit."""
+        try:
+            await warm_up()
+        except Exception as exc:  # the boundary: the probe failed, another cool-down
+            self._failed(exc, started)
+        else:
+            self._succeeded()
+        finally:
+            self._probing = False
+            self._probe_task = None
+
+    async def warm_up(self) -> None:
+        """Let the primary connect before the first request, if it can; never raises.
+
+        A primary that cannot be reached now is not an incident yet: the requests will find
+        out, and the circuit decides as usual.
+        """
+        if self._warm_up is None:
+            return
+        try:
+            await self._warm_up()
+        except Exception as exc:
+            self.logger.warning("rate-limit storage not reachable at start-up (%s)", exc)
+
     async def aclose(self) -> None:
+        probe = self._probe_task
+        if probe is not None:
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
         try:
             await self.primary.aclose()
         finally:

@@ -38,7 +38,7 @@ from .counters import SecurityCounters
 from .csp import REPORT_MAX_BYTES, HeaderSet, new_nonce, read_reports
 from .detection import Detector
 from .env import validate
-from .guards import ConcurrencyLimit, Deadlines, WebsocketOrigins
+from .guards import ConcurrencyLimit, Deadline, Deadlines, WebsocketOrigins
 from .headers import HeaderPolicy
 from .hosts import HostPolicy, parse_host
 from .https import HttpsPolicy
@@ -409,9 +409,27 @@ class SecurityMiddleware:
                     await self._reject(send, "too_large", https, extra)
                     return
             # 5b. A small form or JSON body is scanned before the app reads it, then replayed.
+            # It is read under the request's deadline (a client stalling in it gets the 504
+            # any other body gets), and the time spent waiting for it is not asgisec's own.
+            deadline = None
             if detector.enabled and detector.wants_body(content_type, _length(content_length)):
                 assert content_type is not None
-                messages, scanned = await read_body(receive, detector.body_limit)
+                deadlines = self.deadlines
+                deadline = deadlines.enter() if deadlines is not None else None
+                waiting = time.perf_counter()
+                read = False
+                try:
+                    messages, scanned = await read_body(receive, detector.body_limit)
+                    read = True
+                except asyncio.CancelledError:
+                    if deadline is None or not deadline.ours():
+                        raise  # the server's cancellation (client gone, shutdown) goes on
+                    await self._reject(send, "timeout", https, extra)
+                    return
+                finally:
+                    send.app_seconds += time.perf_counter() - waiting
+                    if not read and deadlines is not None:
+                        deadlines.leave(deadline)  # the app never runs: its clock stops here
                 receive = replay(messages, receive)
                 finding = (
                     None if scanned is None else detector.scan_body(path, content_type, scanned)
@@ -419,10 +437,19 @@ class SecurityMiddleware:
                 if finding is not None:
                     observer.suspicious(send, finding)
                     if detector.blocks:
+                        if deadline is not None and self.deadlines is not None:
+                            self.deadlines.leave(deadline)
                         await self._reject(send, "suspicious_blocked", https, extra)
                         return
             await self._app(
-                scope, receive, send, path=path, request_id=request_id, https=https, extra=extra
+                scope,
+                receive,
+                send,
+                path=path,
+                request_id=request_id,
+                https=https,
+                extra=extra,
+                deadline=deadline,
             )
         finally:
             # 7. Whatever happened in the app: the slot is free again.
@@ -439,8 +466,13 @@ class SecurityMiddleware:
         request_id: bytes,
         https: bool,
         extra: list[Header],
+        deadline: Deadline | None = None,
     ) -> None:
-        """6. The app (or the CSP report endpoint) under the deadline, its headers added."""
+        """6. The app (or the CSP report endpoint) under the deadline, its headers added.
+
+        ``deadline``: one already running for this request (entered for the body scan), kept
+        rather than restarted, so a request never gets more than ``REQUEST_TIMEOUT`` in all.
+        """
         header_set = self.header_set
         if self.path_headers:
             header_set = self.path_headers.match(path) or header_set
@@ -494,14 +526,15 @@ class SecurityMiddleware:
                 await self._csp_report(receive, send, request_id)
 
         deadlines = self.deadlines
-        deadline = deadlines.enter() if deadlines is not None else None
+        if deadline is None and deadlines is not None:
+            deadline = deadlines.enter()
         timed_out = False
         app_started = time.perf_counter()
         try:
             try:
                 await app(scope, app_receive, send_decorated)
             finally:  # the clock stops with the app, before asgisec answers for it
-                send.app_seconds = time.perf_counter() - app_started
+                send.app_seconds += time.perf_counter() - app_started
                 if deadlines is not None:
                     deadlines.leave(deadline)
         except _BodyTooLarge:

@@ -23,6 +23,7 @@ from asgisec.config_observe import (
     LoggingConfig,
     MetricsConfig,
 )
+from asgisec.guards_config import GuardsConfig
 from asgisec.logs import LOGGER_NAME, REDACTED
 from asgisec.ratelimit.memory import MemoryBackend
 from tests.driver import call, make_scope
@@ -186,6 +187,38 @@ async def test_scanned_bodies_still_obey_the_body_limit() -> None:
     headers = [("content-type", "application/json")]
     response = await call(middleware, make_scope("POST", "/f", headers), [body[:30], body[30:]])
     assert response.status == 413
+
+
+@pytest.mark.anyio
+async def test_a_scanned_body_is_read_under_the_request_timeout(lines: Lines) -> None:
+    """A client that stalls in a JSON body gets the 504 it gets for any other body (the scan
+    reads it before the app, but not outside REQUEST_TIMEOUT), and the wait is not asgisec's."""
+    middleware = secured(guards=GuardsConfig(request_timeout=0.05, max_concurrent_requests=1))
+    seen_bodies.clear()
+    pending = [{"type": "http.request", "body": b'{"comment": "hel', "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def stalling() -> dict[str, Any]:
+        if pending:
+            return pending.pop(0)
+        await asyncio.sleep(3600)  # the rest of the body never comes
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    headers = [("content-type", "application/json"), ("content-length", "40")]
+    await asyncio.wait_for(middleware(make_scope("POST", "/f", headers), stalling, send), 5)
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [504]
+    assert middleware.counters.blocked["timeout"] == 1
+    assert seen_bodies == []
+    assert middleware.slots is not None
+    assert middleware.slots.in_use == 0
+    (line,) = lines.lines
+    assert (line["status"], line["reason"]) == (504, "timeout")
+    assert line["duration_ms"] - line["overhead_ms"] >= 50  # waiting for the client
+    response = await call(middleware, make_scope())  # the slot is free again
+    assert response.status == 200
 
 
 # --------------------------------------------------------------------------- logs

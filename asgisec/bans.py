@@ -37,14 +37,20 @@ _MAX_TRACKED = 10_000  # clients whose recent findings the memory auto-ban remem
 logger = logging.getLogger("asgisec.bans")
 
 _UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+# Ten years: longer is "until removed" (no --for), and an end date stays a date (year < 9999).
+MAX_DURATION = 3_650 * 86_400
 
 
 def parse_duration(text: str) -> int:
-    """``90``, ``90s``, ``15m``, ``1h``, ``7d`` → seconds; raises ValueError."""
+    """``90``, ``90s``, ``15m``, ``1h``, ``7d`` → seconds, at most ten years; raises ValueError."""
     text = text.strip().lower()
     number, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
     if not number.isdigit() or int(number) < 1:
         raise ValueError(f"a duration such as 90s, 15m, 1h or 7d, not {text!r}")
+    if len(number) > 12 or int(number) * _UNITS[unit] > MAX_DURATION:
+        raise ValueError(
+            f"{text!r} is more than ten years (3650d); leave --for out to ban until removed"
+        )
     return int(number) * _UNITS[unit]
 
 

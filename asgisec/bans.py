@@ -106,12 +106,23 @@ class BanList:
         self.active = bool(self.static or self.addresses or self.networks)
 
     def refuses(self, client: str) -> str | None:
-        """``"blocked"`` (BLOCKED_IPS), ``"banned"`` (a ban in force) or None."""
-        until = self.addresses.get(client)
+        """``"blocked"`` (BLOCKED_IPS), ``"banned"`` (a ban in force) or None.
+
+        Bans are kept under :func:`normalise_entry`'s spelling; a client named otherwise (a
+        dual-stack server's ``::ffff:1.2.3.4``, an IPv6 address in capitals) is looked up
+        under that spelling too.
+        """
+        key = client
+        until = self.addresses.get(key)
+        if until is None and self.addresses and ":" in client:
+            address = _parse_ip(client)
+            if address is not None:
+                key = str(address)
+                until = self.addresses.get(key)
         if until is not None:
             if until > time.time():
                 return "banned"
-            del self.addresses[client]
+            del self.addresses[key]
             self._settle()
         if not self.static and not self.networks:
             return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -450,6 +451,37 @@ async def test_auto_ban_after_threshold_suspicious_requests_within_the_window() 
     assert banned.json()["error"] == "banned"
     bystander = await call(middleware, make_scope(client=("203.0.113.67", 1)))
     assert bystander.status == 200
+    assert middleware.health()["banned_clients"] == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("seen_as", "banned_as"),
+    [
+        ("::ffff:203.0.113.66", "203.0.113.66"),  # a dual-stack server ([::]) names IPv4 so
+        ("203.0.113.66", "::ffff:203.0.113.66"),
+        ("2001:DB8:0:0::66", "2001:db8::66"),  # and an address in any of its spellings
+    ],
+)
+async def test_a_ban_holds_for_every_spelling_of_the_address(seen_as: str, banned_as: str) -> None:
+    middleware = secured()
+    middleware.observer.bans.ban(banned_as, time.time() + 60)
+    refused = await call(middleware, make_scope(client=(seen_as, 1)))
+    assert refused.status == 403
+    assert refused.json()["error"] == "banned"
+    other = await call(middleware, make_scope(client=("::ffff:203.0.113.67", 1)))
+    assert other.status == 200
+
+
+@pytest.mark.anyio
+async def test_auto_ban_takes_effect_for_clients_a_dual_stack_server_names_ipv4_mapped() -> None:
+    containment = ContainmentConfig(auto_ban_threshold=2, auto_ban_window=60, auto_ban_duration=60)
+    middleware = secured(containment=containment)
+    attacker = ("::ffff:203.0.113.66", 1)
+    for _ in range(2):
+        await call(middleware, make_scope(headers=SQLMAP, client=attacker))
+    banned = await call(middleware, make_scope(client=attacker))
+    assert banned.status == 403
     assert middleware.health()["banned_clients"] == 1
 
 

@@ -279,6 +279,29 @@ async def test_secrets_never_reach_a_log_line_by_default(lines: Lines) -> None:
 
 
 @pytest.mark.anyio
+async def test_secrets_in_the_referer_and_other_secret_names_are_redacted_too(
+    lines: Lines,
+) -> None:
+    """An OAuth redirect's page carries its token in the URL, and the browser sends that URL
+    as the Referer of the next request; a JWT travels as ?jwt=; Cookie2 is a cookie."""
+    middleware = secured()
+    referer = "https://app.example/callback?state=ok&access_token=S3CR3T&code=S3CR3T#x"
+    headers = [*SQLMAP, ("referer", referer), ("cookie2", "S3CR3T")]
+    await call(middleware, make_scope(headers=headers, query=b"jwt=S3CR3T&bearer=S3CR3T&q=1"))
+    (raw,) = lines.raw
+    assert "S3CR3T" not in raw
+    (line,) = lines.lines
+    assert line["headers"]["referer"] == (
+        f"https://app.example/callback?state=ok&access_token={REDACTED}&code={REDACTED}#x"
+    )
+    assert line["headers"]["cookie2"] == REDACTED
+    assert line["query"] == f"jwt={REDACTED}&bearer={REDACTED}&q=1"
+    sensitive = secured(logging=LoggingConfig(log_sensitive_data=True))
+    await call(sensitive, make_scope(headers=headers))
+    assert lines.lines[-1]["headers"]["referer"] == referer
+
+
+@pytest.mark.anyio
 async def test_log_sensitive_data_logs_them_as_sent(lines: Lines) -> None:
     middleware = secured(logging=LoggingConfig(log_sensitive_data=True))
     await call(middleware, _secret_request())

@@ -65,6 +65,14 @@ def normalise_entry(entry: str) -> str:
     return str(network)
 
 
+def plain_address(client: str) -> str:
+    """``::ffff:1.2.3.4`` → ``1.2.3.4``, ``2001:DB8::1`` → ``2001:db8::1``; else unchanged."""
+    if ":" not in client:
+        return client
+    address = _parse_ip(client)
+    return client if address is None else str(address)
+
+
 class BanList:
     """Who is refused, from memory. Exact addresses in a dict, networks in a short tuple."""
 
@@ -115,10 +123,8 @@ class BanList:
         key = client
         until = self.addresses.get(key)
         if until is None and self.addresses and ":" in client:
-            address = _parse_ip(client)
-            if address is not None:
-                key = str(address)
-                until = self.addresses.get(key)
+            key = plain_address(client)
+            until = self.addresses.get(key)
         if until is not None:
             if until > time.time():
                 return "banned"

@@ -508,6 +508,33 @@ async def test_auto_ban_takes_effect_for_clients_a_dual_stack_server_names_ipv4_
     assert middleware.health()["banned_clients"] == 1
 
 
+@pytest.mark.anyio
+async def test_a_shared_auto_ban_is_stored_under_the_address_the_cli_names(
+    redis_url: str, redis_server: Any
+) -> None:
+    """Strikes and bans go to Redis in the plain spelling, so `asgisec bans remove 1.2.3.4`
+    lifts the auto-ban of a client a dual-stack server named ``::ffff:1.2.3.4`` (stored as
+    sent, no spelling of it could be removed), and strikes from every spelling add up."""
+    middleware = secured(
+        rate_limit=RateLimitConfig(rate_limit_default="none", rate_limit_storage_uri=redis_url),
+        containment=ContainmentConfig(auto_ban_threshold=2, auto_ban_duration=60),
+    )
+    shared = middleware.observer.shared
+    assert shared is not None
+    try:
+        for client in ("::ffff:203.0.113.66", "203.0.113.66"):
+            await call(middleware, make_scope(headers=SQLMAP, client=(client, 1)))
+        for _ in range(100):  # the sync task runs each second; bounded at 10 s
+            if redis_server.command("ZCARD", "asgisec:v1:bans"):
+                break
+            await asyncio.sleep(0.1)
+        assert redis_server.command("ZRANGE", "asgisec:v1:bans", 0, -1) == [b"203.0.113.66"]
+        banned = await call(middleware, make_scope(client=("::ffff:203.0.113.66", 1)))
+        assert banned.status == 403
+    finally:
+        await middleware.observer.aclose()
+
+
 def test_containment_config_is_validated() -> None:
     from asgisec.errors import ConfigError
 

@@ -37,14 +37,20 @@ _MAX_TRACKED = 10_000  # clients whose recent findings the memory auto-ban remem
 logger = logging.getLogger("asgisec.bans")
 
 _UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+# Ten years: longer is "until removed" (no --for), and an end date stays a date (year < 9999).
+MAX_DURATION = 3_650 * 86_400
 
 
 def parse_duration(text: str) -> int:
-    """``90``, ``90s``, ``15m``, ``1h``, ``7d`` → seconds; raises ValueError."""
+    """``90``, ``90s``, ``15m``, ``1h``, ``7d`` → seconds, at most ten years; raises ValueError."""
     text = text.strip().lower()
     number, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
     if not number.isdigit() or int(number) < 1:
         raise ValueError(f"a duration such as 90s, 15m, 1h or 7d, not {text!r}")
+    if len(number) > 12 or int(number) * _UNITS[unit] > MAX_DURATION:
+        raise ValueError(
+            f"{text!r} is more than ten years (3650d); leave --for out to ban until removed"
+        )
     return int(number) * _UNITS[unit]
 
 
@@ -57,6 +63,14 @@ def normalise_entry(entry: str) -> str:
             return str(address.ipv4_mapped)
         return str(address)
     return str(network)
+
+
+def plain_address(client: str) -> str:
+    """``::ffff:1.2.3.4`` → ``1.2.3.4``, ``2001:DB8::1`` → ``2001:db8::1``; else unchanged."""
+    if ":" not in client:
+        return client
+    address = _parse_ip(client)
+    return client if address is None else str(address)
 
 
 class BanList:
@@ -100,12 +114,21 @@ class BanList:
         self.active = bool(self.static or self.addresses or self.networks)
 
     def refuses(self, client: str) -> str | None:
-        """``"blocked"`` (BLOCKED_IPS), ``"banned"`` (a ban in force) or None."""
-        until = self.addresses.get(client)
+        """``"blocked"`` (BLOCKED_IPS), ``"banned"`` (a ban in force) or None.
+
+        Bans are kept under :func:`normalise_entry`'s spelling; a client named otherwise (a
+        dual-stack server's ``::ffff:1.2.3.4``, an IPv6 address in capitals) is looked up
+        under that spelling too.
+        """
+        key = client
+        until = self.addresses.get(key)
+        if until is None and self.addresses and ":" in client:
+            key = plain_address(client)
+            until = self.addresses.get(key)
         if until is not None:
             if until > time.time():
                 return "banned"
-            del self.addresses[client]
+            del self.addresses[key]
             self._settle()
         if not self.static and not self.networks:
             return None

@@ -97,7 +97,10 @@ def _when(until: float) -> str:
     if math.isinf(until):
         return "until removed"
     left = max(0, int(until - time.time()))
-    stamp = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
+    try:
+        stamp = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # past year 9999: written by hand, or by
+        return f"until Unix time {until:.6g} (centuries left)"  # a huge AUTO_BAN_DURATION
     return f"until {stamp} ({left} s left)"
 
 

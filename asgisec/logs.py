@@ -13,7 +13,8 @@ never reaches a response.
 
 Redaction (``LOG_SENSITIVE_DATA=false``, the default) replaces the values of credential
 headers (Authorization, Cookie, Set-Cookie, API keys, tokens) and of secret-looking query
-parameters (``token``, ``password``, ``api_key`` ...) with ``[REDACTED]``.
+parameters (``token``, ``password``, ``api_key`` ...), in the request's query and in the
+Referer's, with ``[REDACTED]``.
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ _SECRET_HEADERS = frozenset(
 )
 _SECRET_NAME = re.compile(
     r"token|secret|passw|pwd|api[_-]?key|apikey|auth|session|credential|signature|"
-    r"private|access[_-]?key|^sig$|^code$|^key$",
+    r"private|access[_-]?key|jwt|bearer|cookie|^sig$|^code$|^key$",
     re.IGNORECASE,
 )
+# Headers that carry a URL, whose query may hold a token (an OAuth callback page's URL is the
+# next request's Referer).
+_URL_HEADERS = frozenset({b"referer"})
 _MAX_VALUE = 1_024  # characters kept of any logged value: a log line stays a line
 
 
@@ -68,8 +72,17 @@ def redact_headers(headers: Any, sensitive: bool) -> dict[str, str]:
             text = REDACTED
         else:
             text = value.decode("latin-1")[:_MAX_VALUE]
+            if not sensitive and name.lower() in _URL_HEADERS and "?" in text:
+                text = _redact_url(text)
         out[key] = text if key not in out else f"{out[key]}, {text}"
     return out
+
+
+def _redact_url(url: str) -> str:
+    """``https://a/cb?access_token=x#f`` → ``https://a/cb?access_token=[REDACTED]#f``."""
+    base, _, rest = url.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    return f"{base}?{redact_query(query.encode('latin-1'), False)}{hash_}{fragment}"
 
 
 def redact_query(query: bytes, sensitive: bool) -> str:

@@ -565,9 +565,11 @@ class SecurityMiddleware:
         try:
             try:
                 if scan_type is not None:
-                    # 5b. Read through the body limit, scanned, replayed to the app; the wait
-                    # for the client's bytes is not the app's time.
+                    # 5b. Read through the body limit, scanned, replayed to the app. Waiting
+                    # for the client's bytes is counted with the app's time (it is not work
+                    # asgisec does: a slow upload must not degrade /health); the scan is not.
                     messages, scanned = await read_body(app_receive, self.detector.body_limit)
+                    read_done = time.perf_counter()
                     app_receive = replay(messages, app_receive)
                     finding = (
                         None
@@ -579,7 +581,7 @@ class SecurityMiddleware:
                         if self.detector.blocks:
                             await self._reject(send, "suspicious_blocked", https, refusal_extra)
                             return
-                    app_started = time.perf_counter()
+                    app_started += time.perf_counter() - read_done
                 await app(scope, app_receive, send_decorated)
             finally:  # the clock stops with the app, before asgisec answers for it
                 send.app_seconds = time.perf_counter() - app_started

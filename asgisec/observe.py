@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .bans import AutoBan, BanList, SharedState
+from .bans import AutoBan, BanList, SharedState, plain_address
 from .clients import ClientResolver, parse_networks
 from .config import SecurityConfig
 from .counters import SecurityCounters
@@ -149,7 +149,8 @@ class Observer:
         if self.auto_ban is None or client == "unknown":
             return
         if self.shared is not None:
-            self.shared.strikes.append(client)  # counted fleet-wide at the next sync
+            # counted fleet-wide at the next sync, under the spelling `asgisec bans` uses
+            self.shared.strikes.append(plain_address(client))
         elif self.auto_ban.strike(client, time.monotonic()):
             self.bans.ban(client, time.time() + self.auto_ban.duration)
             logging.getLogger("asgisec.bans").warning(

@@ -330,6 +330,45 @@ def test_rules_stay_linear_on_hostile_lengths() -> None:
     assert time.monotonic() - started < 30  # seconds: catastrophic backtracking takes hours
 
 
+def _fastest(runs: int, scan: object, *args: object) -> float:
+    """The fastest of ``runs`` timings: noise from a loaded machine only ever adds time."""
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        scan(*args)  # type: ignore[operator]
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize(
+    "motif", ["\r\n", "\n", "<a ", "'or'", "<<", "' or ", "/*", "`", "${", "..\\"]
+)
+def test_rules_stay_linear_on_repeated_motifs(motif: str) -> None:
+    """A body of one motif repeated: eight times the length must cost about eight times the
+    time, not sixty-four (a rule like ``[\\r\\n]{2,}\\s{0,5}<`` is quadratic in a run of line
+    breaks: 64 KiB of them held the event loop for minutes). The bound is a ratio of
+    best-of-five timings, so a loaded machine does not decide it."""
+
+    def body(size: int) -> bytes:
+        return msgspec.json.encode({"comment": (motif * (size // len(motif) + 1))[:size]})
+
+    small, large = body(1_000), body(8_000)
+    kind = b"application/json"
+    short = _fastest(5, DETECTOR.scan_body, "/", kind, small)
+    long = _fastest(5, DETECTOR.scan_body, "/", kind, large)
+    # eight times the text: linear is ~8x, quadratic ~64x; under 2 ms is no measurement
+    assert long < 24 * max(short, 2e-3), (motif, short, long)
+
+
+@pytest.mark.parametrize("depth", [100, 10_000, 30_000])
+def test_a_deeply_nested_json_body_is_no_error(depth: int) -> None:
+    """msgspec raises RecursionError on a nesting bomb; the detector must not pass it on (it
+    reached the server as a 500). A bomb small enough to scan is simply not judged."""
+    for opener, closer in ((b"[", b"]"), (b'{"a":', b"}")):
+        body = opener * depth + b"1" + closer * depth
+        DETECTOR.scan_body("/", b"application/json", body)
+
+
 # --------------------------------------------------------------------------- totality
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from asgisec.config_observe import (
     LoggingConfig,
     MetricsConfig,
 )
+from asgisec.guards_config import GuardsConfig
 from asgisec.logs import LOGGER_NAME, REDACTED
 from asgisec.ratelimit.memory import MemoryBackend
 from tests.driver import call, make_scope
@@ -188,6 +190,38 @@ async def test_scanned_bodies_still_obey_the_body_limit() -> None:
     assert response.status == 413
 
 
+@pytest.mark.anyio
+async def test_a_scanned_body_is_read_under_the_request_timeout(lines: Lines) -> None:
+    """A client that stalls in a JSON body gets the 504 it gets for any other body (the scan
+    reads it before the app, but not outside REQUEST_TIMEOUT), and the wait is not asgisec's."""
+    middleware = secured(guards=GuardsConfig(request_timeout=0.05, max_concurrent_requests=1))
+    seen_bodies.clear()
+    pending = [{"type": "http.request", "body": b'{"comment": "hel', "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def stalling() -> dict[str, Any]:
+        if pending:
+            return pending.pop(0)
+        await asyncio.sleep(3600)  # the rest of the body never comes
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    headers = [("content-type", "application/json"), ("content-length", "40")]
+    await asyncio.wait_for(middleware(make_scope("POST", "/f", headers), stalling, send), 5)
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [504]
+    assert middleware.counters.blocked["timeout"] == 1
+    assert seen_bodies == []
+    assert middleware.slots is not None
+    assert middleware.slots.in_use == 0
+    (line,) = lines.lines
+    assert (line["status"], line["reason"]) == (504, "timeout")
+    assert line["duration_ms"] - line["overhead_ms"] >= 50  # waiting for the client
+    response = await call(middleware, make_scope())  # the slot is free again
+    assert response.status == 200
+
+
 # --------------------------------------------------------------------------- logs
 
 
@@ -242,6 +276,29 @@ async def test_secrets_never_reach_a_log_line_by_default(lines: Lines) -> None:
     assert warning["headers"]["x-api-key"] == REDACTED
     assert warning["headers"]["user-agent"] == "sqlmap/1.7"
     assert warning["query"] == f"token={REDACTED}&api_key={REDACTED}&password={REDACTED}&q=fine"
+
+
+@pytest.mark.anyio
+async def test_secrets_in_the_referer_and_other_secret_names_are_redacted_too(
+    lines: Lines,
+) -> None:
+    """An OAuth redirect's page carries its token in the URL, and the browser sends that URL
+    as the Referer of the next request; a JWT travels as ?jwt=; Cookie2 is a cookie."""
+    middleware = secured()
+    referer = "https://app.example/callback?state=ok&access_token=S3CR3T&code=S3CR3T#x"
+    headers = [*SQLMAP, ("referer", referer), ("cookie2", "S3CR3T")]
+    await call(middleware, make_scope(headers=headers, query=b"jwt=S3CR3T&bearer=S3CR3T&q=1"))
+    (raw,) = lines.raw
+    assert "S3CR3T" not in raw
+    (line,) = lines.lines
+    assert line["headers"]["referer"] == (
+        f"https://app.example/callback?state=ok&access_token={REDACTED}&code={REDACTED}#x"
+    )
+    assert line["headers"]["cookie2"] == REDACTED
+    assert line["query"] == f"jwt={REDACTED}&bearer={REDACTED}&q=1"
+    sensitive = secured(logging=LoggingConfig(log_sensitive_data=True))
+    await call(sensitive, make_scope(headers=headers))
+    assert lines.lines[-1]["headers"]["referer"] == referer
 
 
 @pytest.mark.anyio
@@ -418,6 +475,64 @@ async def test_auto_ban_after_threshold_suspicious_requests_within_the_window() 
     bystander = await call(middleware, make_scope(client=("203.0.113.67", 1)))
     assert bystander.status == 200
     assert middleware.health()["banned_clients"] == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("seen_as", "banned_as"),
+    [
+        ("::ffff:203.0.113.66", "203.0.113.66"),  # a dual-stack server ([::]) names IPv4 so
+        ("203.0.113.66", "::ffff:203.0.113.66"),
+        ("2001:DB8:0:0::66", "2001:db8::66"),  # and an address in any of its spellings
+    ],
+)
+async def test_a_ban_holds_for_every_spelling_of_the_address(seen_as: str, banned_as: str) -> None:
+    middleware = secured()
+    middleware.observer.bans.ban(banned_as, time.time() + 60)
+    refused = await call(middleware, make_scope(client=(seen_as, 1)))
+    assert refused.status == 403
+    assert refused.json()["error"] == "banned"
+    other = await call(middleware, make_scope(client=("::ffff:203.0.113.67", 1)))
+    assert other.status == 200
+
+
+@pytest.mark.anyio
+async def test_auto_ban_takes_effect_for_clients_a_dual_stack_server_names_ipv4_mapped() -> None:
+    containment = ContainmentConfig(auto_ban_threshold=2, auto_ban_window=60, auto_ban_duration=60)
+    middleware = secured(containment=containment)
+    attacker = ("::ffff:203.0.113.66", 1)
+    for _ in range(2):
+        await call(middleware, make_scope(headers=SQLMAP, client=attacker))
+    banned = await call(middleware, make_scope(client=attacker))
+    assert banned.status == 403
+    assert middleware.health()["banned_clients"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_shared_auto_ban_is_stored_under_the_address_the_cli_names(
+    redis_url: str, redis_server: Any
+) -> None:
+    """Strikes and bans go to Redis in the plain spelling, so `asgisec bans remove 1.2.3.4`
+    lifts the auto-ban of a client a dual-stack server named ``::ffff:1.2.3.4`` (stored as
+    sent, no spelling of it could be removed), and strikes from every spelling add up."""
+    middleware = secured(
+        rate_limit=RateLimitConfig(rate_limit_default="none", rate_limit_storage_uri=redis_url),
+        containment=ContainmentConfig(auto_ban_threshold=2, auto_ban_duration=60),
+    )
+    shared = middleware.observer.shared
+    assert shared is not None
+    try:
+        for client in ("::ffff:203.0.113.66", "203.0.113.66"):
+            await call(middleware, make_scope(headers=SQLMAP, client=(client, 1)))
+        for _ in range(100):  # the sync task runs each second; bounded at 10 s
+            if redis_server.command("ZCARD", "asgisec:v1:bans"):
+                break
+            await asyncio.sleep(0.1)
+        assert redis_server.command("ZRANGE", "asgisec:v1:bans", 0, -1) == [b"203.0.113.66"]
+        banned = await call(middleware, make_scope(client=("::ffff:203.0.113.66", 1)))
+        assert banned.status == 403
+    finally:
+        await middleware.observer.aclose()
 
 
 def test_containment_config_is_validated() -> None:

@@ -242,3 +242,24 @@ def test_bans_cli_refuses_memory_storage_and_bad_addresses(tmp_path: Path) -> No
     assert down.returncode == 1
     assert "cannot reach Redis" in down.stderr
     assert "Traceback" not in down.stderr
+
+
+def test_bans_cli_refuses_an_endless_duration_and_lists_any_expiry(
+    tmp_path: Path, redis_url: str, redis_server: Any
+) -> None:
+    cli = cli_env(RATE_LIMIT_STORAGE_URI=redis_url)
+    # Past what a date can say: refused as usage, nothing written (it used to be written and
+    # then reported as "cannot reach Redis", exit 1, and break every later `bans list`).
+    endless = run_cli(
+        ["bans", "add", "192.0.2.1", "--for", "99999999999999d"], env=cli, cwd=tmp_path
+    )
+    assert endless.returncode == 2, endless.stderr
+    assert "--for" in endless.stderr
+    assert redis_server.command("ZCARD", "asgisec:v1:bans") == 0
+    # A ban far past year 9999 (AUTO_BAN_DURATION has no upper bound; or written by hand)
+    # is still listed, never a crash that hides every other ban.
+    redis_server.command("ZADD", "asgisec:v1:bans", "1e300", "192.0.2.2", "4102444800", "192.0.2.3")
+    listed = run_cli(["bans", "list"], env=cli, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "192.0.2.2" in listed.stdout
+    assert "192.0.2.3\tuntil 2100-01-01T00:00:00+00:00" in listed.stdout

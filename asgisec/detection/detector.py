@@ -194,7 +194,7 @@ class Detector:
             return self._pairs(body.decode("utf-8", "replace"), "form field", skip)
         try:
             document = msgspec.json.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # a nesting bomb: RecursionError
             return None  # the app will refuse it; not ours to judge
         for name, text in _strings(document):
             if _PLAIN.fullmatch(text):

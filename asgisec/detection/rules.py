@@ -220,7 +220,10 @@ _CMDI = [
 _CRLF = [
     # a line break followed by a header line: response splitting, header or log injection
     r"[\r\n]\s{0,5}[a-z][\w-]{0,40}\s{0,5}:",
-    r"[\r\n]{2,}\s{0,5}<",  # a body of the attacker's making after the headers
+    # A body of the attacker's making after the headers. Two breaks, not ``{2,}``: a search
+    # finds a longer run by its last two, and an unbounded run before a literal that is not
+    # there is retried from every position (quadratic in a body of line breaks).
+    r"[\r\n]{2}\s{0,5}<",
     r"[\u560a\u560d]",  # U+560A/U+560D: servers that truncate to latin-1 turn them into LF/CR
 ]
 

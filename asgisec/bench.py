@@ -32,14 +32,19 @@ import asyncio
 import gc
 import ipaddress
 import json
+import logging
+import queue
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager, suppress
+from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 from typing import Any
 
 from .cli import DEMO_APP, EXIT_FAILURE, EXIT_OK, StartupError, import_app, load_config
 from .config import SecurityConfig
+from .logs import LOGGER_NAME
 from .middleware import ASGIApp, SecurityMiddleware
 
 __all__ = ["register"]
@@ -72,6 +77,7 @@ class Target:
 
     def __init__(self, app: ASGIApp, path: str, host: bytes, state: dict[str, Any]) -> None:
         self.app = app
+        self.target = path
         raw_path, _, query = path.partition("?")
         self.base: dict[str, Any] = {
             "type": "http",
@@ -119,7 +125,13 @@ class Target:
                 done.set()
 
         start = time.perf_counter_ns()
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:  # one line and exit 2, never a traceback read as "over budget"
+            raise StartupError(
+                f"the app raised {type(exc).__name__} for GET {self.target}: {exc} "
+                "(bench a path the app answers, e.g. --path /health)"
+            ) from exc
         elapsed = time.perf_counter_ns() - start
         done.set()
         return elapsed, status
@@ -144,10 +156,11 @@ class Lifespan:
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "state": self.state,
         }
-        try:
+        with suppress(Exception):  # an app without a lifespan may raise on the scope
             await self.app(scope, self.inbox.get, self.outbox.put)
-        except Exception:
-            await self.outbox.put({"type": "lifespan.unsupported"})
+        # An app that raised, or returned without answering (the raw ASGI idiom
+        # ``if scope["type"] != "http": return``), has no lifespan: servers carry on.
+        await self.outbox.put({"type": "lifespan.unsupported"})
 
     async def startup(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -222,11 +235,11 @@ async def measure(
     busy = {"bare": 0, "secured": 0}
     mismatched = 0
     client = 0
-    done = 0
     try:
-        rounds = -(-(warmup + requests) // concurrency)
+        warmup_rounds = -(-warmup // concurrency)  # whole rounds: at least `warmup` requests
+        rounds = warmup_rounds + -(-requests // concurrency)  # then at least `requests`
         for number in range(rounds):
-            recording = number * concurrency >= warmup
+            recording = number >= warmup_rounds
             order = (("bare", bare), ("secured", secured))
             if number % 2:
                 order = order[::-1]
@@ -245,11 +258,8 @@ async def measure(
             mismatched += sum(
                 a != b for a, b in zip(got["bare"][1], got["secured"][1], strict=True)
             )
-            done += concurrency
             if progress is not None:
                 progress(concurrency)
-            if done >= requests:
-                break
     finally:
         await lifespan.shutdown()
     overhead = sorted(s - b for s, b in zip(times["secured"], times["bare"], strict=True))
@@ -442,7 +452,8 @@ def run(args: argparse.Namespace) -> int:
     app = import_app(args.app or DEMO_APP)
     if args.plot is not None and not args.plot.parent.is_dir():
         raise StartupError(f"--plot {str(args.plot)!r}: no such directory")
-    result = asyncio.run(_measure_with_progress(app, config, args))
+    with _request_logs_not_written():
+        result = asyncio.run(_measure_with_progress(app, config, args))
     report = report_json(result, args)
     if args.format == "json":
         print(json.dumps(report, indent=2), flush=True)
@@ -453,6 +464,34 @@ def run(args: argparse.Namespace) -> int:
         write_plot(args.plot, result, title)
         print(f"plot written to {args.plot}", file=sys.stderr, flush=True)
     return EXIT_OK if report["within_budget"] else EXIT_FAILURE
+
+
+@contextmanager
+def _request_logs_not_written() -> Iterator[None]:
+    """Request lines are built and queued as configured, then dropped instead of written.
+
+    With ``ENABLE_REQUEST_LOGGING`` on (the default), asgisec queues one JSON line per request
+    for a writer thread on stderr: a run would print thousands of them over the report and the
+    progress bar. Here the same handler and thread run, so the cost on the event loop is
+    measured, but the thread discards the lines. A logger the app configured is left alone.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.handlers:
+        yield
+        return
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = QueueListener(lines, logging.NullHandler())
+    handler = QueueHandler(lines)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    listener.start()
+    try:
+        yield
+    finally:
+        listener.stop()
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 async def _measure_with_progress(
@@ -468,7 +507,8 @@ async def _measure_with_progress(
     from rich.progress import Progress  # noqa: PLC0415 - rich is there: we have a console
 
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("bare vs secured", total=args.requests)
+        total = -(-args.requests // args.concurrency) * args.concurrency  # whole rounds
+        task = progress.add_task("bare vs secured", total=total)
         return await measure(
             app,
             config,

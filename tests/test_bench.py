@@ -191,7 +191,9 @@ def test_measure_pairs_every_request_and_reports_refusals() -> None:
     assert flipped["status_mismatches"] == 10
 
 
-def test_redis_round_trip_is_part_of_what_is_measured(tmp_path: Path, redis_url: str) -> None:
+def test_redis_round_trip_is_part_of_what_is_measured(
+    tmp_path: Path, redis_url: str, redis_server: Any
+) -> None:
     """With RATE_LIMIT_STORAGE_URI on a real Redis, every secured request consults it."""
     args = ["--requests", "200", "--format", "json"]
     result = bench(args, tmp_path, RATE_LIMIT_STORAGE_URI=redis_url)
@@ -199,3 +201,61 @@ def test_redis_round_trip_is_part_of_what_is_measured(tmp_path: Path, redis_url:
     report = json.loads(result.stdout)
     assert report["secured"]["statuses"] == {"200": 200}
     assert report["overhead"]["p50_ms"] > 0
+    # The buckets are in Redis, one per client at least: the storage was really used (a
+    # fail-open run on an unreachable Redis answers 200 too, and writes nothing there).
+    assert int(redis_server.command("DBSIZE")) >= 200
+
+
+RAW_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return  # the raw ASGI idiom of docs/embedding.md: no lifespan, and no answer to it
+    if scope["path"] == "/boom":
+        raise ValueError("the app's own bug")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def test_raw_app_that_returns_from_lifespan_is_measured(tmp_path: Path) -> None:
+    """An app that returns from the lifespan scope without a word has no lifespan (as uvicorn
+    and hypercorn take it): measured at once, not a 10 s wait and a traceback."""
+    (tmp_path / "raw.py").write_text(RAW_APP, encoding="utf-8")
+    result = run_cli(
+        ["bench", "raw:app", "--requests", "100", "--format", "json"],
+        env=cli_env(),
+        cwd=tmp_path,
+        timeout=8.0,  # below the 10 s lifespan timeout the bench used to wait out
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["secured"]["statuses"] == {"200": 100}
+
+
+def test_app_raising_is_a_usage_error_not_a_verdict(tmp_path: Path) -> None:
+    """Exit 1 means "over budget" to CI: an app that raises on the path is exit 2, one line."""
+    (tmp_path / "raw.py").write_text(RAW_APP, encoding="utf-8")
+    result = bench(["raw:app", "--path", "/boom", "--requests", "50"], tmp_path)
+    assert result.returncode == 2
+    assert "the app raised ValueError for GET /boom: the app's own bug" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("requests", "concurrency"), [(5, 50), (30, 25), (1, 1)])
+def test_at_least_the_requests_asked_for(tmp_path: Path, requests: int, concurrency: int) -> None:
+    """More in flight than requests asked for, or a warm-up that is not a whole number of
+    rounds: still whole rounds of ``C``, never fewer than ``N`` requests, never a crash."""
+    args = ["--requests", str(requests), "--concurrency", str(concurrency), "--format", "json"]
+    result = bench(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["requests"] == -(-requests // concurrency) * concurrency
+    assert report["secured"]["statuses"] == {"200": report["requests"]}
+
+
+def test_request_logs_do_not_bury_the_report(tmp_path: Path) -> None:
+    """Request logging on (the default): the lines are built and queued, not printed."""
+    result = bench(["--requests", "500"], tmp_path, ENABLE_REQUEST_LOGGING="true")
+    assert result.returncode == 0, result.stderr
+    assert '"message":"Request"' not in result.stderr
+    assert '"message":"Request"' not in result.stdout
+    assert "PASS: p99 overhead" in result.stdout

@@ -41,6 +41,7 @@ from contextlib import contextmanager, suppress
 from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from .cli import DEMO_APP, EXIT_FAILURE, EXIT_OK, StartupError, import_app, load_config
 from .config import SecurityConfig
@@ -56,6 +57,7 @@ DEFAULT_REQUESTS = 10_000  # per side: p99 rests on 100 samples; about a second 
 WARMUP_FRACTION = 10  # 1/10 of the requests (at least 20) run first and are not recorded
 LIFESPAN_TIMEOUT = 10.0  # seconds the app gets to finish its lifespan start-up or shutdown
 _FIRST_CLIENT = int(ipaddress.IPv4Address("10.0.0.1"))
+_URL_SAFE = "/?%:@!$&'()*+,;=-._~"  # RFC 3986 reserved and unreserved: kept as typed
 
 
 # --------------------------------------------------------------------------- one request
@@ -78,16 +80,20 @@ class Target:
     def __init__(self, app: ASGIApp, path: str, host: bytes, state: dict[str, Any]) -> None:
         self.app = app
         self.target = path
-        raw_path, _, query = path.partition("?")
+        # As a server hands it over: raw_path and query as sent (percent-encoded, ASCII), path
+        # percent-decoded (UTF-8). ``--path /items/a%20b`` reaches the app as "/items/a b".
+        raw_target = quote(path, safe=_URL_SAFE)
+        encoded_path, _, query = raw_target.partition("?")
+        decoded_path = unquote(encoded_path)
         self.base: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1",
             "method": "GET",
             "scheme": "http",
-            "path": raw_path,
-            "raw_path": raw_path.encode("latin-1"),
-            "query_string": query.encode("latin-1"),
+            "path": decoded_path,
+            "raw_path": encoded_path.encode("ascii"),
+            "query_string": query.encode("ascii"),
             "root_path": "",
             "headers": [
                 (b"host", host),

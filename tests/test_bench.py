@@ -259,3 +259,30 @@ def test_request_logs_do_not_bury_the_report(tmp_path: Path) -> None:
     assert '"message":"Request"' not in result.stderr
     assert '"message":"Request"' not in result.stdout
     assert "PASS: p99 overhead" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "raw_path", "query"),
+    [
+        ("/items/a%20b?q=%C3%A9", "/items/a b", b"/items/a%20b", b"q=%C3%A9"),
+        ("/caf\u00e9?q=\u00e9", "/caf\u00e9", b"/caf%C3%A9", b"q=%C3%A9"),
+        ("/plain?a=1&b=2", "/plain", b"/plain", b"a=1&b=2"),
+    ],
+    ids=["escaped", "non-ascii", "plain"],
+)
+def test_path_reaches_the_app_as_a_server_hands_it_over(
+    target: str, path: str, raw_path: bytes, query: bytes
+) -> None:
+    """``--path`` is what a client sends: the app gets it percent-decoded in ``path`` and as
+    sent (ASCII, percent-encoded) in ``raw_path`` and ``query_string``, as uvicorn gives it."""
+    seen: list[tuple[str, bytes, bytes]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append((scope["path"], scope["raw_path"], scope["query_string"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    asyncio.run(measure(app, SecurityConfig(), path=target, requests=1, concurrency=1))
+    assert set(seen) == {(path, raw_path, query)}

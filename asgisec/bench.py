@@ -52,6 +52,7 @@ __all__ = ["register"]
 
 Message = MutableMapping[str, Any]
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C: neither a pass nor a fail
 DEFAULT_BUDGET_MS = 10.0  # the guide's latency budget: security overhead < 10 ms
 DEFAULT_REQUESTS = 10_000  # per side: p99 rests on 100 samples; about a second for the demo
 WARMUP_FRACTION = 10  # 1/10 of the requests (at least 20) run first and are not recorded
@@ -253,6 +254,10 @@ async def measure(
             for name, target in order:
                 got[name] = await _round(target, concurrency, client)
                 client += concurrency
+            # Between rounds, untimed: let the loop run. An app that never suspends would
+            # otherwise hold it for the whole run, and Ctrl-C (which cancels the main task)
+            # would go unheard until a second one broke out with a traceback.
+            await asyncio.sleep(0)
             if not recording:
                 continue
             for name in ("bare", "secured"):
@@ -458,8 +463,12 @@ def run(args: argparse.Namespace) -> int:
     app = import_app(args.app or DEMO_APP)
     if args.plot is not None and not args.plot.parent.is_dir():
         raise StartupError(f"--plot {str(args.plot)!r}: no such directory")
-    with _request_logs_not_written():
-        result = asyncio.run(_measure_with_progress(app, config, args))
+    try:
+        with _request_logs_not_written():
+            result = asyncio.run(_measure_with_progress(app, config, args))
+    except KeyboardInterrupt:
+        print("asgisec bench: interrupted, no verdict", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     report = report_json(result, args)
     if args.format == "json":
         print(json.dumps(report, indent=2), flush=True)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -281,3 +285,47 @@ def test_path_reaches_the_app_as_a_server_hands_it_over(
 
     asyncio.run(measure(app, SecurityConfig(), path=target, requests=1, concurrency=1))
     assert set(seen) == {(path, raw_path, query)}
+
+
+STARTED_APP = """
+from pathlib import Path
+
+from asgisec.demo import app as demo
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        Path("started").touch()  # the measurement is under way
+    await demo(scope, receive, send)
+"""
+
+
+def test_ctrl_c_stops_the_run_without_a_verdict(tmp_path: Path) -> None:
+    """One Ctrl-C ends the run at once: exit 130 and one line, no traceback, no verdict."""
+    (tmp_path / "marked.py").write_text(STARTED_APP, encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asgisec", "bench", "marked:app", "--requests", "1000000000"],
+        env=cli_env(TRUSTED_HOSTS="localhost"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # SIGINT as a terminal delivers it (a parent started in the background may ignore it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )
+    try:
+        deadline = time.monotonic() + BENCH_TIMEOUT
+        while not (tmp_path / "started").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=BENCH_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, stderr
+    assert "interrupted, no verdict" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    assert b"PASS" not in stdout
+    assert b"FAIL" not in stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -208,6 +209,24 @@ def test_redis_round_trip_is_part_of_what_is_measured(
     # The buckets are in Redis, one per client at least: the storage was really used (a
     # fail-open run on an unreachable Redis answers 200 too, and writes nothing there).
     assert int(redis_server.command("DBSIZE")) >= 200
+    assert report["storage_bypassed"] == 0
+
+
+def test_unreachable_redis_is_reported_not_passed_off_as_measured(tmp_path: Path) -> None:
+    """Redis down: asgisec fails open and every answer is a 200, but no round trip happened;
+    the report says so instead of a verdict that looks like one with Redis in it."""
+    with socket.socket() as closed:  # a port nothing listens on: bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+        result = bench(["--requests", "100"], tmp_path, RATE_LIMIT_STORAGE_URI=url)
+        as_json = bench(
+            ["--requests", "100", "--format", "json"], tmp_path, RATE_LIMIT_STORAGE_URI=url
+        )
+    assert result.returncode == 0, result.stderr
+    assert "rate-limit decisions were made without the storage" in result.stdout
+    report = json.loads(as_json.stdout)
+    assert report["storage_bypassed"] == 100
+    assert report["secured"]["statuses"] == {"200": 100}
 
 
 RAW_APP = """

@@ -481,6 +481,8 @@ def run(args: argparse.Namespace) -> int:
     app = import_app(args.app or DEMO_APP)
     if args.plot is not None and not args.plot.parent.is_dir():
         raise StartupError(f"--plot {str(args.plot)!r}: no such directory")
+    if args.plot is not None and args.plot.is_dir():
+        raise StartupError(f"--plot {str(args.plot)!r} is a directory: name the SVG file")
     try:
         with _request_logs_not_written():
             result = asyncio.run(_measure_with_progress(app, config, args))
@@ -494,7 +496,10 @@ def run(args: argparse.Namespace) -> int:
         print(report_text(report), flush=True)
     if args.plot is not None:
         title = f"{report['app']} GET {report['path']}: latency, bare vs secured"
-        write_plot(args.plot, result, title)
+        try:
+            write_plot(args.plot, result, title)
+        except OSError as exc:  # the report is out; the plot could not be written
+            raise StartupError(f"--plot {str(args.plot)!r}: {exc.strerror or exc}") from None
         print(f"plot written to {args.plot}", file=sys.stderr, flush=True)
     return EXIT_OK if report["within_budget"] else EXIT_FAILURE
 

@@ -130,6 +130,8 @@ def test_users_app_with_lifespan_state(tmp_path: Path) -> None:
         (["nope:app"], {}, "no module named 'nope'"),
         ([], {"TRUSTED_HOSTS": "example.com:8000"}, "TRUSTED_HOSTS"),
         (["--plot", "/no/such/dir/x.svg"], {}, "no such directory"),
+        (["--plot", "."], {}, "is a directory"),
+        (["--plot", "/proc/latency.svg"], {}, "--plot '/proc/latency.svg': "),
     ],
     ids=[
         "zero-budget",
@@ -142,6 +144,8 @@ def test_users_app_with_lifespan_state(tmp_path: Path) -> None:
         "app",
         "config",
         "plot-dir",
+        "plot-is-a-dir",
+        "plot-unwritable",
     ],
 )
 def test_usage_errors_exit_2(

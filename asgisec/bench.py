@@ -32,25 +32,33 @@ import asyncio
 import gc
 import ipaddress
 import json
+import logging
+import queue
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager, suppress
+from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from .cli import DEMO_APP, EXIT_FAILURE, EXIT_OK, StartupError, import_app, load_config
 from .config import SecurityConfig
+from .logs import LOGGER_NAME
 from .middleware import ASGIApp, SecurityMiddleware
 
 __all__ = ["register"]
 
 Message = MutableMapping[str, Any]
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C: neither a pass nor a fail
 DEFAULT_BUDGET_MS = 10.0  # the guide's latency budget: security overhead < 10 ms
 DEFAULT_REQUESTS = 10_000  # per side: p99 rests on 100 samples; about a second for the demo
 WARMUP_FRACTION = 10  # 1/10 of the requests (at least 20) run first and are not recorded
 LIFESPAN_TIMEOUT = 10.0  # seconds the app gets to finish its lifespan start-up or shutdown
 _FIRST_CLIENT = int(ipaddress.IPv4Address("10.0.0.1"))
+_URL_SAFE = "/?%:@!$&'()*+,;=-._~"  # RFC 3986 reserved and unreserved: kept as typed
 
 
 # --------------------------------------------------------------------------- one request
@@ -72,16 +80,21 @@ class Target:
 
     def __init__(self, app: ASGIApp, path: str, host: bytes, state: dict[str, Any]) -> None:
         self.app = app
-        raw_path, _, query = path.partition("?")
+        self.target = path
+        # As a server hands it over: raw_path and query as sent (percent-encoded, ASCII), path
+        # percent-decoded (UTF-8). ``--path /items/a%20b`` reaches the app as "/items/a b".
+        raw_target = quote(path, safe=_URL_SAFE)
+        encoded_path, _, query = raw_target.partition("?")
+        decoded_path = unquote(encoded_path)
         self.base: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1",
             "method": "GET",
             "scheme": "http",
-            "path": raw_path,
-            "raw_path": raw_path.encode("latin-1"),
-            "query_string": query.encode("latin-1"),
+            "path": decoded_path,
+            "raw_path": encoded_path.encode("ascii"),
+            "query_string": query.encode("ascii"),
             "root_path": "",
             "headers": [
                 (b"host", host),
@@ -119,7 +132,13 @@ class Target:
                 done.set()
 
         start = time.perf_counter_ns()
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:  # one line and exit 2, never a traceback read as "over budget"
+            raise StartupError(
+                f"the app raised {type(exc).__name__} for GET {self.target}: {exc} "
+                "(bench a path the app answers, e.g. --path /health)"
+            ) from exc
         elapsed = time.perf_counter_ns() - start
         done.set()
         return elapsed, status
@@ -144,10 +163,11 @@ class Lifespan:
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "state": self.state,
         }
-        try:
+        with suppress(Exception):  # an app without a lifespan may raise on the scope
             await self.app(scope, self.inbox.get, self.outbox.put)
-        except Exception:
-            await self.outbox.put({"type": "lifespan.unsupported"})
+        # An app that raised, or returned without answering (the raw ASGI idiom
+        # ``if scope["type"] != "http": return``), has no lifespan: servers carry on.
+        await self.outbox.put({"type": "lifespan.unsupported"})
 
     async def startup(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -169,6 +189,11 @@ class Lifespan:
 
 
 # --------------------------------------------------------------------------- the run
+
+
+def _bypassed(secured_app: SecurityMiddleware) -> int:
+    """Rate-limit decisions made so far without the remote storage (0 for memory://)."""
+    return int(getattr(secured_app.backend, "bypassed", 0))
 
 
 def _percentile(sorted_values: list[int], fraction: float) -> int:
@@ -222,11 +247,14 @@ async def measure(
     busy = {"bare": 0, "secured": 0}
     mismatched = 0
     client = 0
-    done = 0
+    bypassed_before = 0
     try:
-        rounds = -(-(warmup + requests) // concurrency)
+        warmup_rounds = -(-warmup // concurrency)  # whole rounds: at least `warmup` requests
+        rounds = warmup_rounds + -(-requests // concurrency)  # then at least `requests`
         for number in range(rounds):
-            recording = number * concurrency >= warmup
+            recording = number >= warmup_rounds
+            if number == warmup_rounds:
+                bypassed_before = _bypassed(secured_app)
             order = (("bare", bare), ("secured", secured))
             if number % 2:
                 order = order[::-1]
@@ -234,6 +262,10 @@ async def measure(
             for name, target in order:
                 got[name] = await _round(target, concurrency, client)
                 client += concurrency
+            # Between rounds, untimed: let the loop run. An app that never suspends would
+            # otherwise hold it for the whole run, and Ctrl-C (which cancels the main task)
+            # would go unheard until a second one broke out with a traceback.
+            await asyncio.sleep(0)
             if not recording:
                 continue
             for name in ("bare", "secured"):
@@ -245,11 +277,8 @@ async def measure(
             mismatched += sum(
                 a != b for a, b in zip(got["bare"][1], got["secured"][1], strict=True)
             )
-            done += concurrency
             if progress is not None:
                 progress(concurrency)
-            if done >= requests:
-                break
     finally:
         await lifespan.shutdown()
     overhead = sorted(s - b for s, b in zip(times["secured"], times["bare"], strict=True))
@@ -263,6 +292,9 @@ async def measure(
         },
         "requests": len(overhead),
         "status_mismatches": mismatched,
+        # Decisions made without the rate-limit storage (Redis unreachable or over
+        # RATE_LIMIT_BACKEND_TIMEOUT): their round trip is not in the numbers.
+        "storage_bypassed": _bypassed(secured_app) - bypassed_before,
         "samples_ns": times,
     }
 
@@ -296,6 +328,7 @@ def report_json(result: dict[str, Any], args: argparse.Namespace) -> dict[str, A
         "secured": result["secured"],
         "overhead": result["overhead"],
         "status_mismatches": result["status_mismatches"],
+        "storage_bypassed": result["storage_bypassed"],
         "budget_ms": args.budget_ms,
         "within_budget": p99 <= args.budget_ms,
     }
@@ -323,6 +356,12 @@ def report_text(report: dict[str, Any]) -> str:
     for side in ("bare", "secured"):
         codes = ", ".join(f"{n}x {code}" for code, n in sorted(report[side]["statuses"].items()))
         lines.append(f"{side} statuses: {codes}")
+    if report["storage_bypassed"]:
+        lines.append(
+            f"warning: {report['storage_bypassed']} rate-limit decisions were made without the "
+            "storage (RATE_LIMIT_STORAGE_URI unreachable or slower than "
+            "RATE_LIMIT_BACKEND_TIMEOUT): its round trip is not in these numbers"
+        )
     if report["status_mismatches"]:
         lines.append(
             f"warning: {report['status_mismatches']} secured answers differ from the bare app's: "
@@ -442,7 +481,14 @@ def run(args: argparse.Namespace) -> int:
     app = import_app(args.app or DEMO_APP)
     if args.plot is not None and not args.plot.parent.is_dir():
         raise StartupError(f"--plot {str(args.plot)!r}: no such directory")
-    result = asyncio.run(_measure_with_progress(app, config, args))
+    if args.plot is not None and args.plot.is_dir():
+        raise StartupError(f"--plot {str(args.plot)!r} is a directory: name the SVG file")
+    try:
+        with _request_logs_not_written():
+            result = asyncio.run(_measure_with_progress(app, config, args))
+    except KeyboardInterrupt:
+        print("asgisec bench: interrupted, no verdict", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     report = report_json(result, args)
     if args.format == "json":
         print(json.dumps(report, indent=2), flush=True)
@@ -450,9 +496,40 @@ def run(args: argparse.Namespace) -> int:
         print(report_text(report), flush=True)
     if args.plot is not None:
         title = f"{report['app']} GET {report['path']}: latency, bare vs secured"
-        write_plot(args.plot, result, title)
+        try:
+            write_plot(args.plot, result, title)
+        except OSError as exc:  # the report is out; the plot could not be written
+            raise StartupError(f"--plot {str(args.plot)!r}: {exc.strerror or exc}") from None
         print(f"plot written to {args.plot}", file=sys.stderr, flush=True)
     return EXIT_OK if report["within_budget"] else EXIT_FAILURE
+
+
+@contextmanager
+def _request_logs_not_written() -> Iterator[None]:
+    """Request lines are built and queued as configured, then dropped instead of written.
+
+    With ``ENABLE_REQUEST_LOGGING`` on (the default), asgisec queues one JSON line per request
+    for a writer thread on stderr: a run would print thousands of them over the report and the
+    progress bar. Here the same handler and thread run, so the cost on the event loop is
+    measured, but the thread discards the lines. A logger the app configured is left alone.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.handlers:
+        yield
+        return
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = QueueListener(lines, logging.NullHandler())
+    handler = QueueHandler(lines)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    listener.start()
+    try:
+        yield
+    finally:
+        listener.stop()
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 async def _measure_with_progress(
@@ -468,7 +545,8 @@ async def _measure_with_progress(
     from rich.progress import Progress  # noqa: PLC0415 - rich is there: we have a console
 
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("bare vs secured", total=args.requests)
+        total = -(-args.requests // args.concurrency) * args.concurrency  # whole rounds
+        task = progress.add_task("bare vs secured", total=total)
         return await measure(
             app,
             config,

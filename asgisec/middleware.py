@@ -82,8 +82,13 @@ def _several_workers() -> bool:
         value = os.environ.get(variable, "")
         if value.isdigit() and int(value) > 1:
             return True
-    # uvicorn --workers spawns its workers with multiprocessing
-    return multiprocessing.parent_process() is not None
+    # uvicorn --workers N and hypercorn -w N start their workers with multiprocessing, numbered
+    # from 1. hypercorn serves even one worker from a child process, and uvicorn --reload its
+    # one server: process number 1 alone is not "several". Worker 2 and up warn.
+    if multiprocessing.parent_process() is None:
+        return False
+    number = multiprocessing.current_process()._identity  # (n,) for the n-th child started
+    return bool(number) and number[-1] > 1
 
 
 def _new_request_id() -> bytes:

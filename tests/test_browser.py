@@ -27,7 +27,15 @@ import msgspec
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
-from asgisec import CorsConfig, HeadersConfig, HostsConfig, RateLimitConfig, SecurityConfig, secure
+from asgisec import (
+    CorsConfig,
+    GuardsConfig,
+    HeadersConfig,
+    HostsConfig,
+    RateLimitConfig,
+    SecurityConfig,
+    secure,
+)
 
 from .live import bound_socket, live
 
@@ -54,6 +62,15 @@ INLINE_PAGE = b"""<!doctype html><html><head><title>api page</title></head><body
 <script src="/script.js"></script>
 </body></html>"""
 SCRIPT = b'document.body.dataset.external = "ran";'
+# CSP_NONCE: the app writes this request's nonce (scope["csp_nonce"]) into one inline script;
+# another carries no nonce and a third a made-up one.
+NONCE_PAGE = """<!doctype html><html><head><title>nonce page</title></head><body>
+<p id="with">static</p><p id="without">static</p><p id="wrong">static</p>
+<script nonce="{nonce}">document.getElementById("with").textContent = "ran";</script>
+<script>document.getElementById("without").textContent = "ran";</script>
+<script nonce="AAAAAAAAAAAAAAAAAAAAAAAA">
+document.getElementById("wrong").textContent = "ran";</script>
+</body></html>"""
 FRAME_PAGE = b"<!doctype html><html><body><p id='framed'>framed content</p></body></html>"
 
 
@@ -108,6 +125,9 @@ def api_app(seen: Seen) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
             await _send_body(send, 200, b"text/javascript", SCRIPT)
         elif path == "/frame":
             await _send_body(send, 200, b"text/html; charset=utf-8", FRAME_PAGE)
+        elif path == "/nonce-page":
+            page = NONCE_PAGE.format(nonce=scope.get("csp_nonce", "")).encode()
+            await _send_body(send, 200, b"text/html; charset=utf-8", page)
         else:
             body = msgspec.json.encode(
                 {"method": scope["method"], "path": path, "cookie": headers.get("cookie")}
@@ -188,6 +208,11 @@ def world() -> Iterator[World]:
         for name, headers in VARIANTS.items():
             app = recorded(secure(api_app(seen), api_config(site, **headers)), seen)
             apis[name] = _localhost(stack.enter_context(live(app)).url)
+        nonced = msgspec.structs.replace(
+            api_config(site), guards=GuardsConfig(csp_nonce=True)
+        )  # the shipped CSP (default-src 'none') with CSP_NONCE=true
+        app = recorded(secure(api_app(seen), nonced), seen)
+        apis["nonce"] = _localhost(stack.enter_context(live(app)).url)
         no_credentials = SecurityConfig(
             hosts=HostsConfig(trusted_hosts=("localhost",)),
             cors=CorsConfig(allowed_origins=(site,), allow_credentials=False),
@@ -491,3 +516,23 @@ def test_without_csp_the_inline_script_runs(world: World, page: Page) -> None:
     assert text == "inline ran"
     assert external == "ran"
     assert violations == []
+
+
+def test_csp_nonce_runs_the_nonced_inline_script_only(world: World, page: Page) -> None:
+    """CSP_NONCE=true: the inline script carrying this response's nonce runs; one without a
+    nonce, and one with a nonce of its own making, are refused by the browser."""
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    response = page.goto(world.apis["nonce"] + "/nonce-page")
+    assert response is not None
+    policy = response.headers["content-security-policy"]
+    assert "'nonce-" in policy
+    page.wait_for_load_state("load")
+    outcome = {key: page.locator(f"#{key}").text_content() for key in ("with", "without", "wrong")}
+    assert outcome == {"with": "ran", "without": "static", "wrong": "static"}
+    violations = [m for m in messages if "Content Security Policy" in m]
+    assert len([v for v in violations if "inline script" in v]) == 2, violations
+    # A fresh nonce per response: the one the page carried is not reused.
+    again = page.goto(world.apis["nonce"] + "/nonce-page")
+    assert again is not None
+    assert again.headers["content-security-policy"] != policy

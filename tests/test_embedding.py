@@ -18,7 +18,10 @@ route table writes it, the handler reports the template its framework matched, a
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+import tempfile
+import time
 import types
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
@@ -51,6 +54,7 @@ from asgisec import (
 )
 
 from .live import SERVERS, Live, live
+from .servers import STARTUP_TIMEOUT, _read, _stop, _wait_until_ready, cli_env, free_port
 
 APP_ORIGIN = "https://app.example"
 LIMIT = 1000
@@ -495,3 +499,39 @@ def test_docs_example_served(
         refused = client.get("/health", headers={"Host": "evil.example"})
         assert refused.status_code == 400
         assert refused.json()["error"] == "invalid_host"
+
+
+# --------------------------------------------------------------------------- hypercorn's CLI
+
+MEMORY_WARNING = "RATE_LIMIT_STORAGE_URI=memory:// with several worker processes"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_hypercorn_command_warns_of_memory_buckets_only_with_several_workers(
+    tmp_path: Path, workers: int
+) -> None:
+    """``hypercorn main:app`` serves even its one worker from a child process (and
+    ``uvicorn --reload`` its one server): that alone is not several workers, and the warning
+    that every limit is multiplied by the worker count would be false. ``-w 2`` warns."""
+    (tmp_path / "main.py").write_text(docs_examples()["raw"], encoding="utf-8")
+    port = free_port()
+    command = [sys.executable, "-m", "hypercorn", "main:app", "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", str(workers)]
+    env = cli_env(TRUSTED_HOSTS="127.0.0.1")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=out, stderr=err, start_new_session=True
+        )
+        try:
+            url = f"http://127.0.0.1:{port}/health"
+            _wait_until_ready(process, url, verify=True, timeout=STARTUP_TIMEOUT, out=out, err=err)
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            started = 0
+            while started < workers and time.monotonic() < deadline:  # every worker is up
+                started = _read(err).count("Running on") + _read(out).count("Running on")
+                time.sleep(0.05)
+            assert started == workers, _read(err)
+        finally:
+            _stop(process)
+        stderr = _read(err)
+    assert (MEMORY_WARNING in stderr) is (workers > 1), stderr

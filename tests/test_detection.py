@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asgisec import SecurityConfig
@@ -496,3 +496,25 @@ def test_iso_date_times_are_plain_because_no_rule_can_match_them(
     text = moment.isoformat(sep=sep, timespec=timespec) + zone
     assert _PLAIN.fullmatch(text), text
     assert UNGATED._match(text, None, decode=True, plus=False) is None, text
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(PIECES, min_size=1, max_size=4).map("".join), st.sampled_from(["body", "query"]))
+def test_work_per_byte_is_bounded_on_generated_adversarial_text(motif: str, place: str) -> None:
+    """Any motif of rule fragments (quotes, keywords, brackets, line breaks, dots...) repeated
+    into a long value: eight times the bytes cost about eight times the time, through the
+    body scan and through the query string (where values are decoded first). Same bound as
+    above: best-of-five timings, so only the growth decides."""
+
+    def text(size: int) -> str:
+        return (motif * (size // len(motif) + 1))[:size]
+
+    def scan(size: int) -> float:
+        if place == "body":
+            body = msgspec.json.encode({"comment": text(size)})
+            return _fastest(5, DETECTOR.scan_body, "/", b"application/json", body)
+        query = b"q=" + quote(text(size), safe="").encode()
+        return _fastest(5, DETECTOR.scan, "/", b"/", query, None)
+
+    short, long = scan(1_000), scan(8_000)
+    assert long < 24 * max(short, 2e-3), (motif, place, short, long)

@@ -238,8 +238,44 @@ def _serve(args: argparse.Namespace) -> int:
     return _run_server(args.app, args)
 
 
+_LOOPBACK_NAMES = "127.0.0.1,localhost,[::1]"
+
+
 def _demo(args: argparse.Namespace) -> int:
+    """``serve asgisec.demo:app``, hardened out of the box: when the operator has set no
+    TRUSTED_HOSTS (neither in the environment nor in the env file), the demo trusts the
+    address it serves, so ``Host: evil.example`` is refused from the first request. A
+    wildcard bind (0.0.0.0, ::) names no host to trust: then the usual warning stands."""
+    env_file = DEFAULT_ENV_FILE if args.env_file is None else args.env_file
+    if "TRUSTED_HOSTS" not in os.environ and not _in_env_file("TRUSTED_HOSTS", env_file):
+        trusted = _demo_hosts(args.host)
+        if trusted:
+            os.environ["TRUSTED_HOSTS"] = trusted  # the workers, if any, inherit it
+            print(
+                f"TRUSTED_HOSTS is not set: the demo trusts the address it serves ({trusted}).",
+                file=sys.stderr,
+            )
     return _run_server(DEMO_APP, args)
+
+
+def _demo_hosts(bind: str) -> str:
+    """The names a client of ``bind`` sends in Host; empty for a wildcard address."""
+    if bind in ("0.0.0.0", "::", "[::]", ""):  # noqa: S104 - recognising a wildcard, not binding
+        return ""
+    if bind in ("127.0.0.1", "localhost", "::1", "[::1]"):
+        return _LOOPBACK_NAMES
+    return f"[{bind}]" if ":" in bind and not bind.startswith("[") else bind
+
+
+def _in_env_file(variable: str, env_file: str) -> bool:
+    if not Path(env_file).is_file():
+        return False
+    from .env import read_env_file  # noqa: PLC0415 - only the demo asks
+
+    try:
+        return variable in read_env_file(env_file)
+    except (OSError, UnicodeDecodeError):
+        return False  # load_config reports an unreadable file with its own message
 
 
 def _run_server(target: str, args: argparse.Namespace) -> int:

@@ -143,3 +143,41 @@ def test_done_when_on_the_served_demo(tmp_path: Path) -> None:
     sent = 1 + 1 + (LIMIT + 1) + 1 + (LIMIT + 1) + 2 + 1
     assert after["total_requests"] - before["total_requests"] == sent
     assert "Traceback" not in served.stderr
+
+
+def test_the_demo_trusts_the_address_it_serves_when_no_trusted_hosts_are_set(
+    tmp_path: Path,
+) -> None:
+    """A new user's first ``asgisec demo``, with nothing configured: ``Host: evil.example``
+    is refused all the same (the demo trusts the loopback names it serves), and it says so."""
+    port = free_port()
+    with (
+        serving(["demo", "--port", str(port)], port=port, env=cli_env(), cwd=tmp_path) as served,
+        httpx.Client(timeout=5.0, trust_env=False) as client,
+    ):
+        url = served.url
+        assert client.get(f"{url}/health").status_code == 200
+        assert client.get(f"{url}/health", headers={"host": f"localhost:{port}"}).is_success
+        evil = client.get(f"{url}/health", headers={"host": "evil.example"})
+        assert evil.status_code == 400
+        assert evil.json()["error"] == "invalid_host"
+        security = _security(client, url)
+        assert security["trusted_hosts_configured"] == 3
+        _, stderr = served.output_so_far()
+        assert "the demo trusts the address it serves (127.0.0.1,localhost,[::1])" in stderr
+        assert "TRUSTED_HOSTS is empty" not in stderr
+
+
+def test_the_demo_keeps_the_operators_trusted_hosts_from_the_env_file(tmp_path: Path) -> None:
+    """TRUSTED_HOSTS in ./.env is the operator's choice: the demo default never overrides it."""
+    (tmp_path / ".env").write_text("TRUSTED_HOSTS=api.example\n")
+    port = free_port()
+    with (
+        serving(["demo", "--port", str(port)], port=port, env=cli_env(), cwd=tmp_path) as served,
+        httpx.Client(timeout=5.0, trust_env=False) as client,
+    ):
+        url = served.url
+        assert client.get(f"{url}/health").status_code == 400  # Host: 127.0.0.1:PORT
+        assert client.get(f"{url}/health", headers={"host": "api.example"}).status_code == 200
+        _, stderr = served.output_so_far()
+        assert "the demo trusts" not in stderr

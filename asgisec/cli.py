@@ -247,15 +247,13 @@ def _demo(args: argparse.Namespace) -> int:
     address it serves, so ``Host: evil.example`` is refused from the first request. A
     wildcard bind (0.0.0.0, ::) names no host to trust: then the usual warning stands."""
     env_file = DEFAULT_ENV_FILE if args.env_file is None else args.env_file
+    note = ""
     if "TRUSTED_HOSTS" not in os.environ and not _in_env_file("TRUSTED_HOSTS", env_file):
         trusted = _demo_hosts(args.host)
         if trusted:
             os.environ["TRUSTED_HOSTS"] = trusted  # the workers, if any, inherit it
-            print(
-                f"TRUSTED_HOSTS is not set: the demo trusts the address it serves ({trusted}).",
-                file=sys.stderr,
-            )
-    return _run_server(DEMO_APP, args)
+            note = f"TRUSTED_HOSTS is not set: the demo trusts the address it serves ({trusted})."
+    return _run_server(DEMO_APP, args, note=note)
 
 
 def _demo_hosts(bind: str) -> str:
@@ -278,8 +276,10 @@ def _in_env_file(variable: str, env_file: str) -> bool:
         return False  # load_config reports an unreadable file with its own message
 
 
-def _run_server(target: str, args: argparse.Namespace) -> int:
+def _run_server(target: str, args: argparse.Namespace, *, note: str = "") -> int:
     config = load_config(args.env_file)  # first: a bad value stops everything, exit 2
+    if note:  # only once the configuration is known good: an error stays one message
+        print(note, file=sys.stderr)
     uvicorn = _import_uvicorn()
     _check_tls(args.ssl_certfile, args.ssl_keyfile)
     app = secure(import_app(target), config)  # builds the backend: its errors surface here too

@@ -440,7 +440,7 @@ def test_nothing_escapes_the_pipeline(
     run_batch(loop, config_name, batch)
 
 
-@examples(200, 20_000)
+@examples(200, 4_000)
 @given(
     config_name=st.sampled_from(sorted(CONFIGS)),
     batch=st.lists(scanned_requests(), min_size=1, max_size=3),
@@ -477,7 +477,7 @@ def run_batch(loop: asyncio.AbstractEventLoop, config_name: str, batch: list[Req
 # --------------------------------------------------------------------------- totality of parts
 
 
-@examples(2000, 20_000)
+@examples(2000, 5_000)
 @given(
     peer=st.one_of(st.none(), st.sampled_from(["10.0.0.5", "::1", "x"]), st.text(max_size=20)),
     header_values=st.one_of(st.none(), st.lists(st.binary(max_size=40), max_size=3)),
@@ -490,7 +490,7 @@ def test_forwarded_proto_is_total(
     assert proto in (None, b"http", b"https", b"ws", b"wss")
 
 
-@examples(2000, 20_000)
+@examples(2000, 5_000)
 @given(path=st.text(max_size=40))
 def test_path_map_is_total(path: str) -> None:
     match = PathMap({"/docs": 1, "/": 0, "/a/b": 2}).match(path)
@@ -502,7 +502,7 @@ def test_path_map_is_total(path: str) -> None:
 REDIRECTS = HttpsPolicy(GuardsConfig(force_https=True), HostPolicy(["api.example"]))
 
 
-@examples(2000, 20_000)
+@examples(2000, 5_000)
 @given(raw_path=st.binary(max_size=60), query=st.binary(max_size=60))
 def test_redirect_location_is_one_safe_url_on_the_validated_host(
     raw_path: bytes, query: bytes
@@ -514,7 +514,7 @@ def test_redirect_location_is_one_safe_url_on_the_validated_host(
     assert location.count(b"?") <= 1 + query.count(b"?")
 
 
-@examples(500, 10_000)
+@examples(500, 3_000)
 @given(
     body=st.one_of(
         st.binary(max_size=200),

@@ -269,7 +269,9 @@ def test_ws_is_refused_not_redirected_under_force_https(server: str) -> None:
 
 
 async def _pages(url: str, count: int) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=100)
+    # A connection per request: a kept-alive one the server closes as the client reuses it
+    # (its keep-alive timer on a stalled machine) is a ReadError that says nothing of nonces.
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits, trust_env=False) as c:
         return await asyncio.gather(*(c.get("/page") for _ in range(count)))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
+import os
 import re
 import sys
 import threading
@@ -111,12 +112,18 @@ class _LineWriter:
     """
 
     def __init__(self) -> None:
+        self._start()
+        atexit.register(self.drain)  # flush what is queued when the process ends
+        # A worker forked after the app was built (gunicorn --preload) has no thread: it
+        # gets its own, and an empty queue (the parent writes what it had queued).
+        os.register_at_fork(after_in_child=self._start)
+
+    def _start(self) -> None:
         self.lines: collections.deque[str] = collections.deque()
         self.wake = threading.Event()
         self.lock = threading.Lock()  # one drain at a time: the thread's and atexit's
         thread = threading.Thread(target=self._run, name="asgisec-request-log", daemon=True)
         thread.start()
-        atexit.register(self.drain)  # flush what is queued when the process ends
 
     def put(self, line: str) -> None:
         self.lines.append(line)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -335,6 +339,39 @@ async def test_a_failing_log_handler_never_breaks_a_response() -> None:
         assert refused.status == 400
     finally:
         logger.removeHandler(broken)
+
+
+FORKED_WORKER = textwrap.dedent(
+    """
+    import logging, os, time
+    from asgisec.logs import RequestLog
+
+    log = RequestLog(enabled=True, sensitive=False)  # built before the fork, as with --preload
+    pid = os.fork()
+    if pid == 0:
+        log.emit(logging.INFO, {"message": "Request", "who": "child"})
+        time.sleep(0.5)  # the writer's batch interval is 10 ms
+        os._exit(0)  # no atexit in a forked worker killed by its master
+    os.waitpid(pid, 0)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_worker_forked_after_start_up_still_writes_its_request_lines() -> None:
+    """gunicorn --preload builds the app (and asgisec's log writer) and then forks workers;
+    a thread does not survive a fork, so without a writer of their own their lines would
+    queue up unwritten for ever."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_WORKER],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [msgspec.json.decode(line) for line in done.stderr.splitlines() if line.strip()]
+    assert [line["who"] for line in lines] == ["child"]
 
 
 # --------------------------------------------------------------------------- counters, health
